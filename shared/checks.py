@@ -1,0 +1,97 @@
+"""Layout check of a frame: what a reviewer would catch on a phone, as code.
+
+:func:`layout_problems` looks at the mobjects on screen and reports, in words:
+
+- anything visible outside the safe area (portrait: the 9:16 safe band of DESIGN §4; others: the frame less a margin);
+- text smaller than the legibility minimum for the aspect (``theme.MIN_TEXT_EM``);
+- more prose lines on screen than ``theme.MAX_PROSE_LINES``;
+- two pieces of text overlapping each other.
+
+Mark a mobject ``mob.layout_exempt = True`` for decoration that may bleed off the frame on purpose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from manim import Mobject, VMobject
+
+from shared import theme
+from shared.layout import Layout, current_layout
+from shared.text import em_size, is_text
+
+TOLERANCE = 0.02  # frame units
+
+
+def _visible(mob: Mobject) -> bool:
+    if not isinstance(mob, VMobject) or len(mob.points) == 0:
+        return False
+    fill = np.max(mob.get_fill_opacities()) if len(mob.get_fill_opacities()) else 0
+    stroke = np.max(mob.get_stroke_opacities()) if len(mob.get_stroke_opacities()) else 0
+    return fill > 0.01 or (stroke > 0.01 and mob.get_stroke_width() > 0)
+
+
+def _box(mobs) -> tuple[float, float, float, float] | None:
+    points = [m.points for m in mobs if len(m.points)]
+    if not points:
+        return None
+    pts = np.concatenate(points)
+    return pts[:, 0].min(), pts[:, 0].max(), pts[:, 1].min(), pts[:, 1].max()
+
+
+def _walk(mob: Mobject, exempt: bool = False):
+    """Yield (mobject, exempt) for the whole family, stopping at text (checked as one piece)."""
+    exempt = exempt or getattr(mob, "layout_exempt", False)
+    yield mob, exempt
+    if is_text(mob):
+        return
+    for sub in mob.submobjects:
+        yield from _walk(sub, exempt)
+
+
+def _describe(mob: Mobject) -> str:
+    if is_text(mob):
+        return f"text {mob.source_text!r}"
+    return type(mob).__name__
+
+
+def layout_problems(mobjects, layout: Layout | None = None) -> list[str]:
+    """Problems with the frame made of ``mobjects`` (a scene's ``mobjects``), as sentences; empty when all is well."""
+    layout = layout or current_layout()
+    aspect = layout.aspect.name
+    min_em = theme.MIN_TEXT_EM[aspect] * layout.aspect.frame_height
+    problems: list[str] = []
+    texts = []
+    for top in mobjects:
+        for mob, exempt in _walk(top):
+            if is_text(mob):
+                leaves = [m for m in mob.family_members_with_points() if _visible(m)]
+                if not leaves:
+                    continue
+                box = _box(leaves)
+                texts.append((mob, box))
+                if em_size(mob) < min_em - 1e-6:
+                    problems.append(
+                        f"{_describe(mob)} is {em_size(mob):.3f} units per em; the {aspect} minimum is {min_em:.3f}"
+                    )
+            elif _visible(mob):
+                box = _box([mob])
+            else:
+                continue
+            if exempt or box is None:
+                continue
+            if not layout.safe.contains(*box, tol=TOLERANCE):
+                problems.append(
+                    f"{_describe(mob)} spans x {box[0]:.2f}..{box[1]:.2f}, y {box[2]:.2f}..{box[3]:.2f}, outside the "
+                    f"{aspect} safe area x {layout.safe.left:.2f}..{layout.safe.right:.2f}, "
+                    f"y {layout.safe.bottom:.2f}..{layout.safe.top:.2f}"
+                )
+    lines = sum(getattr(mob, "prose_lines", 0) for mob, _ in texts)
+    if lines > theme.MAX_PROSE_LINES:
+        problems.append(f"{lines} lines of prose on screen; at most {theme.MAX_PROSE_LINES} read well on a phone")
+    for i, (a, box_a) in enumerate(texts):
+        for b, box_b in texts[i + 1 :]:
+            dx = min(box_a[1], box_b[1]) - max(box_a[0], box_b[0])
+            dy = min(box_a[3], box_b[3]) - max(box_a[2], box_b[2])
+            if dx > TOLERANCE and dy > TOLERANCE:
+                problems.append(f"{_describe(a)} overlaps {_describe(b)}")
+    return problems

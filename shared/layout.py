@@ -1,0 +1,231 @@
+"""Aspect presets, safe areas and the regions a scene places its content in.
+
+A scene never pastes coordinates: it asks :func:`current_layout` for regions (``title``, ``figure``, ``caption``,
+``panels(n)``) and places mobjects in them. The aspect comes from the render's pixel size, so the same scene re-lays
+itself out for 16:9 (1920×1080), 9:16 (1080×1920, ``-r 1080,1920``) and 1:1.
+
+Manim keeps ``frame_height = 8`` and ``frame_width = 14.2`` whatever ``-r`` says (manim issue #3604), so
+:func:`configure_frame` sets the frame size from the pixel size before a scene builds its camera
+(:class:`shared.scene.ExplainerScene` calls it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """A frame preset: its name, frame size in manim units and the margins content keeps (frame units)."""
+
+    name: str
+    frame_width: float
+    frame_height: float
+    # margins: left, right, bottom, top
+    margins: tuple[float, float, float, float]
+
+    @property
+    def ratio(self) -> float:
+        return self.frame_width / self.frame_height
+
+    @property
+    def is_portrait(self) -> bool:
+        return self.frame_height > self.frame_width
+
+
+EDGE_MARGIN = 0.35  # frame units kept clear on every edge, so nothing touches the border
+
+# Portrait safe band for 1080×1920 (DESIGN §4): avoid the top ~250 px (status bar, title overlay), the bottom
+# ~500 px (captions, buttons) and the right ~180 px (like/share column). 1920 px = 16 units, so 120 px per unit.
+PORTRAIT_PX_PER_UNIT = 1920 / 16
+PORTRAIT_UNSAFE_PX = {"top": 250, "bottom": 500, "right": 180}
+
+LANDSCAPE = Aspect("16:9", 16 * 8 / 9, 8.0, (EDGE_MARGIN,) * 4)
+PORTRAIT = Aspect(
+    "9:16",
+    9.0,
+    16.0,
+    (
+        EDGE_MARGIN,
+        PORTRAIT_UNSAFE_PX["right"] / PORTRAIT_PX_PER_UNIT,
+        PORTRAIT_UNSAFE_PX["bottom"] / PORTRAIT_PX_PER_UNIT,
+        PORTRAIT_UNSAFE_PX["top"] / PORTRAIT_PX_PER_UNIT,
+    ),
+)
+SQUARE = Aspect("1:1", 10.0, 10.0, (EDGE_MARGIN,) * 4)
+ASPECTS = {a.name: a for a in (LANDSCAPE, PORTRAIT, SQUARE)}
+# Pixel sizes the CLI renders each aspect at, per manim quality flag.
+PIXEL_SIZES = {
+    "16:9": {"l": (854, 480), "m": (1280, 720), "h": (1920, 1080), "k": (3840, 2160)},
+    "9:16": {"l": (480, 854), "m": (720, 1280), "h": (1080, 1920), "k": (2160, 3840)},
+    "1:1": {"l": (480, 480), "m": (720, 720), "h": (1080, 1080), "k": (2160, 2160)},
+}
+
+
+def aspect_for_pixels(pixel_width: int, pixel_height: int) -> Aspect:
+    """The preset whose ratio is closest (in log ratio) to ``pixel_width / pixel_height``."""
+    ratio = np.log(pixel_width / pixel_height)
+    return min(ASPECTS.values(), key=lambda a: abs(np.log(a.ratio) - ratio))
+
+
+def configure_frame(config=None) -> Aspect:
+    """Set ``config.frame_width/height`` from its pixel size (manim issue #3604) and return the aspect."""
+    if config is None:
+        from manim import config
+    aspect = aspect_for_pixels(config.pixel_width, config.pixel_height)
+    config.frame_width = aspect.frame_width
+    config.frame_height = aspect.frame_height
+    return aspect
+
+
+@dataclass(frozen=True)
+class Region:
+    """An axis-aligned box in frame units, with helpers to cut it up and to place mobjects in it."""
+
+    left: float
+    right: float
+    bottom: float
+    top: float
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.top - self.bottom
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([(self.left + self.right) / 2, (self.bottom + self.top) / 2, 0.0])
+
+    def point(self, x: float, y: float) -> np.ndarray:
+        """The point at fractions (x, y) of the box: (0, 0) bottom-left, (1, 1) top-right."""
+        return np.array([self.left + x * self.width, self.bottom + y * self.height, 0.0])
+
+    @property
+    def top_center(self) -> np.ndarray:
+        return self.point(0.5, 1.0)
+
+    @property
+    def bottom_center(self) -> np.ndarray:
+        return self.point(0.5, 0.0)
+
+    def inset(self, dx: float, dy: float | None = None) -> "Region":
+        dy = dx if dy is None else dy
+        return Region(self.left + dx, self.right - dx, self.bottom + dy, self.top - dy)
+
+    def contains(self, left: float, right: float, bottom: float, top: float, tol: float = 1e-6) -> bool:
+        return (
+            left >= self.left - tol and right <= self.right + tol and bottom >= self.bottom - tol and top <= self.top + tol
+        )
+
+    def rows(self, weights: Iterable[float] | int, gap: float = 0.0) -> list["Region"]:
+        """Split top-to-bottom into rows sized by ``weights`` (or ``n`` equal rows), ``gap`` units apart."""
+        weights = [1.0] * weights if isinstance(weights, int) else list(weights)
+        usable = self.height - gap * (len(weights) - 1)
+        regions, top = [], self.top
+        for w in weights:
+            h = usable * w / sum(weights)
+            regions.append(Region(self.left, self.right, top - h, top))
+            top -= h + gap
+        return regions
+
+    def cols(self, weights: Iterable[float] | int, gap: float = 0.0) -> list["Region"]:
+        """Split left-to-right into columns sized by ``weights`` (or ``n`` equal columns), ``gap`` units apart."""
+        weights = [1.0] * weights if isinstance(weights, int) else list(weights)
+        usable = self.width - gap * (len(weights) - 1)
+        regions, left = [], self.left
+        for w in weights:
+            wd = usable * w / sum(weights)
+            regions.append(Region(left, left + wd, self.bottom, self.top))
+            left += wd + gap
+        return regions
+
+    def fit(self, mobject, *, align: str = "center", grow: bool = False, buff: float = 0.0):
+        """Scale ``mobject`` down (or up, with ``grow``) to fit inside the box less ``buff``, then place it.
+
+        ``align`` is ``center``, ``top``, ``bottom``, ``left`` or ``right``: which edge of the box it sits against.
+        Returns the mobject.
+        """
+        box = self.inset(buff)
+        if mobject.width > 0 and mobject.height > 0:
+            factor = min(box.width / mobject.width, box.height / mobject.height)
+            if factor < 1 or grow:
+                mobject.scale(factor)
+        return self.place(mobject, align=align, buff=buff)
+
+    def place(self, mobject, *, align: str = "center", buff: float = 0.0):
+        """Move ``mobject`` (without scaling) to the box's centre or against one of its edges."""
+        box = self.inset(buff)
+        if align == "center":
+            mobject.move_to(box.center)
+        elif align == "top":
+            mobject.move_to(box.top_center, aligned_edge=np.array([0, 1, 0]))
+        elif align == "bottom":
+            mobject.move_to(box.bottom_center, aligned_edge=np.array([0, -1, 0]))
+        elif align == "left":
+            mobject.move_to(box.point(0, 0.5), aligned_edge=np.array([-1, 0, 0]))
+        elif align == "right":
+            mobject.move_to(box.point(1, 0.5), aligned_edge=np.array([1, 0, 0]))
+        else:
+            raise ValueError(f"align must be center, top, bottom, left or right, not {align!r}")
+        return mobject
+
+
+# Band heights as fractions of the safe area's height: title on top, caption below, figure between.
+TITLE_BAND = {"16:9": 0.15, "9:16": 0.11, "1:1": 0.13}
+CAPTION_BAND = {"16:9": 0.17, "9:16": 0.20, "1:1": 0.18}
+BAND_GAP = 0.15  # frame units between bands
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The regions of one frame. Get it with :func:`current_layout`."""
+
+    aspect: Aspect
+    frame: Region
+    safe: Region
+    title: Region
+    figure: Region
+    caption: Region
+    panel_gap: float = field(default=0.4)
+
+    @property
+    def is_portrait(self) -> bool:
+        return self.aspect.is_portrait
+
+    def panels(self, n: int, region: Region | None = None, weights: Iterable[float] | None = None) -> list[Region]:
+        """``n`` panels in ``region`` (default: the figure): side by side in landscape/square, stacked in portrait."""
+        region = region or self.figure
+        split = region.rows if self.is_portrait else region.cols
+        return split(list(weights) if weights is not None else n, gap=self.panel_gap)
+
+    def text_em(self, role: str) -> float:
+        """Em size in frame units of the text role (``title``, ``body``, ``label``, ``small``) in this aspect."""
+        from shared.theme import TEXT_EM
+
+        return TEXT_EM[self.aspect.name][role] * self.aspect.frame_height
+
+
+def layout_for(aspect: Aspect) -> Layout:
+    w, h = aspect.frame_width / 2, aspect.frame_height / 2
+    frame = Region(-w, w, -h, h)
+    ml, mr, mb, mt = aspect.margins
+    safe = Region(-w + ml, w - mr, -h + mb, h - mt)
+    title_h = safe.height * TITLE_BAND[aspect.name]
+    caption_h = safe.height * CAPTION_BAND[aspect.name]
+    title = Region(safe.left, safe.right, safe.top - title_h, safe.top)
+    caption = Region(safe.left, safe.right, safe.bottom, safe.bottom + caption_h)
+    figure = Region(safe.left, safe.right, caption.top + BAND_GAP, title.bottom - BAND_GAP)
+    return Layout(aspect, frame, safe, title, figure, caption)
+
+
+def current_layout() -> Layout:
+    """The layout for the frame manim is rendering now (from ``config``'s pixel size)."""
+    from manim import config
+
+    return layout_for(aspect_for_pixels(config.pixel_width, config.pixel_height))

@@ -1,0 +1,177 @@
+"""Rotary position embedding (RoPE) and its context-extension variants, in numpy.
+
+Every function matches a reference implementation and is tested against torch in ``tests/math/test_rope.py``:
+RoFormer (Su et al. 2021), Meta Llama's ``apply_rotary_emb`` (``view_as_complex`` × ``polar``), Hugging Face's
+``rotate_half`` form and ``modeling_rope_utils`` (linear/position interpolation, dynamic-NTK base, YaRN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def rope_frequencies(dim: int, base: float = 10000.0) -> np.ndarray:
+    """Rotation speeds θ_i = base^(−2i/dim) for the dim/2 pairs, radians per position.
+
+    Parameters
+    ----------
+    dim
+        Head dimension (even).
+    base
+        RoPE base (10000 in RoFormer and Llama 1/2).
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(dim // 2,)``, float64, θ_0 = 1 down to base^(−(dim−2)/dim).
+
+    References
+    ----------
+    RoFormer §3.2.2, eq. (15); HF ``_compute_default_rope_parameters``: ``1 / base ** (arange(0, dim, 2) / dim)``.
+    """
+    if dim <= 0 or dim % 2:
+        raise ValueError(f"dim must be a positive even number, got {dim}")
+    return base ** (-np.arange(0, dim, 2, dtype=np.float64) / dim)
+
+
+def rope_angles(positions, dim: int, base: float = 10000.0) -> np.ndarray:
+    """Angles m·θ_i for each position m and pair i.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(len(positions), dim // 2)``; the same as Llama's ``torch.outer(t, freqs)``.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1)
+    return np.outer(positions, rope_frequencies(dim, base))
+
+
+def apply_rope(x, positions, base: float = 10000.0, layout: str = "interleaved") -> np.ndarray:
+    """Rotate each pair of features of ``x`` by its position's angle.
+
+    Parameters
+    ----------
+    x
+        Array ``(..., seq, dim)``: queries or keys; ``seq`` matches ``len(positions)``.
+    positions
+        Position index m of each row (any real numbers).
+    base
+        RoPE base.
+    layout
+        ``"interleaved"`` pairs (x_2i, x_2i+1), as RoFormer and Meta Llama (``torch.view_as_complex``);
+        ``"half"`` pairs (x_i, x_{i+dim/2}), as Hugging Face's ``rotate_half``.
+
+    Returns
+    -------
+    np.ndarray
+        Same shape as ``x``, float64. Norms are preserved and ⟨R_m q, R_n k⟩ depends only on n − m.
+
+    References
+    ----------
+    Meta ``llama/model.py::apply_rotary_emb``; HF ``modeling_llama.apply_rotary_pos_emb``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    dim = x.shape[-1]
+    angles = rope_angles(positions, dim, base)  # (seq, dim/2)
+    if x.shape[-2] != angles.shape[0]:
+        raise ValueError(f"x has {x.shape[-2]} positions along axis -2 but {angles.shape[0]} positions were given")
+    cos, sin = np.cos(angles), np.sin(angles)
+    if layout == "interleaved":
+        even, odd = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2] = even * cos - odd * sin
+        out[..., 1::2] = even * sin + odd * cos
+        return out
+    if layout == "half":
+        first, second = x[..., : dim // 2], x[..., dim // 2 :]
+        return np.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1)
+    raise ValueError(f"layout must be 'interleaved' or 'half', not {layout!r}")
+
+
+def rope_decay_curve(dim: int, distances, base: float = 10000.0) -> np.ndarray:
+    """RoFormer's long-term decay bound: mean over j = 1..dim/2 of |S_j|, S_j = Σ_{k<j} e^{iΔθ_k}.
+
+    Returns
+    -------
+    np.ndarray
+        One value per relative distance Δ. For dim = 128: Δ = 0 → 32.5, Δ = 8 → 19.82, Δ = 64 → 10.09.
+
+    References
+    ----------
+    RoFormer §3.4.3 and Figure 2 (the relative upper bound (1/(d/2)) Σ_j |S_j|).
+    """
+    distances = np.asarray(distances, dtype=np.float64).reshape(-1)
+    theta = rope_frequencies(dim, base)
+    partial_sums = np.cumsum(np.exp(1j * np.outer(distances, theta)), axis=1)  # S_1..S_{dim/2}
+    return np.abs(partial_sums).mean(axis=1)
+
+
+def ntk_scaled_base(base: float, scale: float, dim: int) -> float:
+    """NTK-aware base: base·scale^(dim/(dim−2)), so the slowest pair is interpolated by ``scale``.
+
+    d = 128, s = 4 → 40889.94. References: bloc97's "NTK-aware scaled RoPE" (2023); HF
+    ``_compute_dynamic_ntk_parameters`` at sequence length ``scale × original``.
+    """
+    return base * scale ** (dim / (dim - 2))
+
+
+def interpolated_frequencies(dim: int, base: float, scale: float) -> np.ndarray:
+    """Position interpolation: every θ_i divided by ``scale`` (Chen et al. 2023; HF ``rope_type="linear"``)."""
+    return rope_frequencies(dim, base) / scale
+
+
+def _yarn_correction_dim(num_rotations: float, dim: int, base: float, original_max_position: int) -> float:
+    # The pair index whose wavelength fits ``num_rotations`` times into the original context.
+    return dim * math.log(original_max_position / (num_rotations * 2 * math.pi)) / (2 * math.log(base))
+
+
+def yarn_correction_range(
+    dim: int, base: float, original_max_position: int, beta_fast: float = 32, beta_slow: float = 1
+) -> tuple[int, int]:
+    """Pair indices (low, high) between which YaRN ramps from extrapolation to interpolation.
+
+    low = floor(i*(beta_fast)), high = ceil(i*(beta_slow)) with i*(n) = dim·ln(L/(2πn)) / (2 ln base), clipped to
+    [0, dim − 1]. d = 128, L = 4096 → (20, 46). Reference: HF ``modeling_rope_utils.find_correction_range``.
+    """
+    low = math.floor(_yarn_correction_dim(beta_fast, dim, base, original_max_position))
+    high = math.ceil(_yarn_correction_dim(beta_slow, dim, base, original_max_position))
+    return max(low, 0), min(high, dim - 1)
+
+
+def yarn_frequencies(
+    dim: int,
+    base: float,
+    scale: float,
+    original_max_position: int,
+    beta_fast: float = 32,
+    beta_slow: float = 1,
+) -> np.ndarray:
+    """YaRN's per-pair frequencies: fast pairs kept, slow pairs interpolated by ``scale``, a linear ramp between.
+
+    Returns
+    -------
+    np.ndarray
+        Shape ``(dim // 2,)``. Pairs below ``low`` of :func:`yarn_correction_range` keep θ_i; pairs above ``high``
+        get θ_i / scale.
+
+    References
+    ----------
+    Peng et al. 2023 (YaRN) §3.2; HF ``modeling_rope_utils._compute_yarn_parameters`` (truncate=True),
+    jquesnelle/yarn ``LlamaYaRNScaledRotaryEmbedding``.
+    """
+    theta = rope_frequencies(dim, base)
+    low, high = yarn_correction_range(dim, base, original_max_position, beta_fast, beta_slow)
+    if low == high:
+        high += 0.001  # HF: avoid a division by zero
+    ramp = np.clip((np.arange(dim // 2, dtype=np.float64) - low) / (high - low), 0.0, 1.0)
+    keep = 1.0 - ramp  # 1 → extrapolate (keep θ), 0 → interpolate (θ / scale)
+    return theta / scale * (1.0 - keep) + theta * keep
+
+
+def yarn_attention_factor(scale: float) -> float:
+    """YaRN's attention temperature factor 0.1·ln(scale) + 1 (1 for scale ≤ 1). HF ``get_mscale``."""
+    if scale <= 1:
+        return 1.0
+    return 0.1 * math.log(scale) + 1.0

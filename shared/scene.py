@@ -1,0 +1,83 @@
+"""``ExplainerScene``: the base every topic scene derives from.
+
+It sizes the frame from the render's pixel size (so ``-r 1080,1920`` gives a real 9:16 frame), paints the theme's
+background, keeps a record of sections (name, start, duration) and of the numbers the scene shows, and runs
+``section_end_hooks`` when a section ends (tests use them to check the layout of every section's last frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from manim import Scene, config
+
+from shared import theme
+from shared.layout import configure_frame, current_layout
+
+
+@dataclass
+class SectionRecord:
+    name: str
+    start: float
+    end: float | None = None
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end is None else self.end - self.start
+
+
+@dataclass
+class SceneRecord:
+    """What a scene did, for tests, manifests and ``explainer list``."""
+
+    sections: list[SectionRecord] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)  # every number shown on screen, by name
+
+
+class ExplainerScene(Scene):
+    """Base scene: aspect-aware frame, themed background, section and number bookkeeping."""
+
+    # Called as hook(scene, section_name) at the end of every section (including the last).
+    section_end_hooks: list[Callable[["ExplainerScene", str], None]] = []
+
+    def __init__(self, **kwargs):
+        self.aspect = configure_frame(config)
+        self.palette = theme.palette()
+        config.background_color = self.palette.background
+        self.record = SceneRecord()
+        super().__init__(**kwargs)
+
+    def setup(self):
+        self.layout = current_layout()
+        self.camera.background_color = self.palette.background
+
+    @property
+    def is_portrait(self) -> bool:
+        return self.aspect.is_portrait
+
+    # --- sections ------------------------------------------------------------------------------------------------
+
+    def next_section(self, name: str = "unnamed", *args, **kwargs) -> None:
+        """Start a section (≤ ``theme.MAX_SECTION_SECONDS``); it is the unit of GIFs and short-video cuts."""
+        self._end_current_section()
+        self.record.sections.append(SectionRecord(name, self.renderer.time))
+        super().next_section(name, *args, **kwargs)
+
+    def _end_current_section(self) -> None:
+        if self.record.sections and self.record.sections[-1].end is None:
+            current = self.record.sections[-1]
+            current.end = self.renderer.time
+            for hook in type(self).section_end_hooks:
+                hook(self, current.name)
+
+    def tear_down(self):
+        self._end_current_section()
+        super().tear_down()
+
+    # --- numbers on screen ---------------------------------------------------------------------------------------
+
+    def show_number(self, name: str, value):
+        """Record a number the scene puts on screen (for the manifest and for tests); returns ``value``."""
+        self.record.numbers[name] = value
+        return value

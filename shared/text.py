@@ -1,0 +1,302 @@
+"""The only way scenes make text: Chinese labels, mixed markup and formulas, all through Typst.
+
+Every string is typeset with the vendored font ``Explainer Sans SC`` (a subset of Noto Sans CJK SC in
+``shared/fonts/``) and Typst's embedded New Computer Modern Math; system fonts are ignored, so a frame is identical
+on every machine, with or without a CJK font installed. Before typesetting, every non-ASCII character is checked
+against the font: a character it lacks raises :class:`MissingGlyphError` naming it (manim would draw an empty box).
+
+Sizes are roles (``title``, ``body``, ``label``, ``small``) resolved per aspect by ``shared.theme.TEXT_EM``. Each text
+mobject remembers its role and em size, so the layout check can measure it after any scaling (:func:`em_size`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+from manim import VGroup, VMobject
+from manim.mobject.text import typst_mobject
+from manim.mobject.text.typst_mobject import MathTypst, Typst
+from manim.utils import typst_file_writing
+
+from shared import theme
+from shared.layout import current_layout
+
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+FONT_FAMILY = "Explainer Sans SC"
+FONT_FILES = {"regular": FONT_DIR / "ExplainerSansSC-Regular.otf", "bold": FONT_DIR / "ExplainerSansSC-Bold.otf"}
+MATH_FONT = "New Computer Modern Math"  # embedded in the typst package
+# Manim's Typst font_size is 96 × the em size in frame units (a 1em box at font_size 48 is 0.5 units tall).
+FONT_SIZE_PER_EM_UNIT = 96.0
+LINE_LEADING_EM = 0.45
+REGENERATE_FONT = "python scripts/make_font_subset.py"
+
+
+class MissingGlyphError(ValueError):
+    """Raised for text with characters the vendored font cannot draw."""
+
+
+# --- fonts ---------------------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def font_codepoints() -> frozenset[int]:
+    """Code points the vendored font draws (its cmap)."""
+    from fontTools.ttLib import TTFont
+
+    missing = [p for p in FONT_FILES.values() if not p.exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"Vendored font missing: {', '.join(map(str, missing))}. Restore it from git or run `{REGENERATE_FONT}`."
+        )
+    cmap = TTFont(FONT_FILES["regular"], lazy=True).getBestCmap()
+    return frozenset(cmap)
+
+
+@functools.cache
+def _font_digest() -> str:
+    digest = hashlib.sha256()
+    for path in FONT_FILES.values():
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@functools.cache
+def _typst_fonts():
+    import typst
+
+    return typst.Fonts(include_system_fonts=False, include_embedded_fonts=True, font_paths=[str(FONT_DIR)])
+
+
+def _compile_with_vendored_fonts(typst_code: str, preamble: str = "", text_size: float = 10, font_paths=None) -> Path:
+    """Manim's ``typst_to_svg_file``, but with system fonts ignored and the vendored ones loaded once.
+
+    Manim's helper offers no ``ignore_system_fonts``; without it an installed font of the same family could change
+    the output. The font digest goes into the cached file's key, so a new font subset re-typesets everything.
+    """
+    import typst
+    from manim import config
+
+    source = typst_file_writing.TYPST_TEMPLATE.format(text_size=text_size, preamble=preamble, body=typst_code)
+    key = hashlib.sha256(f"{_font_digest()}\n{source}".encode()).hexdigest()[:16]
+    folder = config.get_dir("tex_dir")
+    folder.mkdir(parents=True, exist_ok=True)
+    svg = folder / f"{key}.svg"
+    if not svg.exists():
+        data = typst.compile(source.encode(), format="svg", font_paths=_typst_fonts())
+        tmp = svg.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(svg)
+    return svg
+
+
+typst_mobject.typst_to_svg_file = _compile_with_vendored_fonts
+
+
+def check_glyphs(text: str) -> None:
+    """Raise :class:`MissingGlyphError` if the vendored font lacks any character of ``text``.
+
+    ASCII is always present (Typst markup and math names are ASCII); everything else is looked up in the font.
+    """
+    have = font_codepoints()
+    lacking = sorted({ch for ch in text if ord(ch) > 0x7E and ch not in "\n\t" and ord(ch) not in have})
+    if lacking:
+        listed = ", ".join(f"'{ch}' (U+{ord(ch):04X} {unicodedata.name(ch, '?')})" for ch in lacking)
+        raise MissingGlyphError(
+            f"The vendored font '{FONT_FAMILY}' has no glyph for {listed} in {text!r}. "
+            f"Use another character (for math, a Typst name such as `theta`), or add it to EXTRA_CHARS in "
+            f"scripts/make_font_subset.py, run `{REGENERATE_FONT}` and commit shared/fonts/."
+        )
+
+
+# --- text mobjects -------------------------------------------------------------------------------------------------
+
+
+def _typst_string(text: str) -> str:
+    """``text`` as a Typst string literal, so no character is read as markup."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'#"{escaped}"'
+
+
+def line_chars(line: str) -> float:
+    """Width of a line in Chinese characters: a wide (CJK) character counts 1, anything else 1/2."""
+    return sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.5 for ch in line)
+
+
+def _preamble(bold: bool) -> str:
+    weight = "bold" if bold else "regular"
+    return (
+        f'#set text(font: "{FONT_FAMILY}", weight: "{weight}", fallback: false, top-edge: "cap-height", '
+        f'bottom-edge: "baseline")\n'
+        f"#set par(leading: {LINE_LEADING_EM}em)\n"
+        f'#show math.equation: set text(font: ("{MATH_FONT}", "{FONT_FAMILY}"), fallback: false)'
+    )
+
+
+def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int) -> VMobject:
+    mob.text_role = role
+    mob.em_at_creation = em
+    mob.width_at_creation = mob.width
+    mob.source_text = source
+    mob.prose_lines = prose_lines if role in theme.PROSE_ROLES else 0
+    return mob
+
+
+def _role_em(role: str) -> float:
+    if role not in theme.TEXT_ROLES:
+        raise ValueError(f"Unknown text role {role!r}; use one of {', '.join(theme.TEXT_ROLES)}.")
+    return current_layout().text_em(role)
+
+
+def _check_line_lengths(text: str, role: str) -> None:
+    if role not in theme.PROSE_ROLES:
+        return
+    aspect = current_layout().aspect.name
+    limit = theme.MAX_LINE_CHARS[aspect]
+    for line in text.split("\n"):
+        if line_chars(line) > limit:
+            raise ValueError(
+                f"Line {line!r} is {line_chars(line):g} characters wide; at most {limit} fit a phone in {aspect}. "
+                f"Break it with '\\n' or shorten it."
+            )
+
+
+def zh(text: str, role: str = "body", *, color=None, bold: bool = False) -> Typst:
+    """Plain text (Chinese, English, numbers): nothing in it is read as markup.
+
+    Parameters
+    ----------
+    text
+        The text; ``\\n`` breaks lines.
+    role
+        ``title``, ``body``, ``label`` or ``small``: sets the size for the current aspect (``shared.theme.TEXT_EM``).
+    color
+        Any manim colour; default the palette's text colour.
+    bold
+        Bold weight of the vendored font.
+    """
+    check_glyphs(text)
+    _check_line_lengths(text, role)
+    return rich(_typst_string(text), role, color=color, bold=bold, _plain=text)
+
+
+def rich(markup: str, role: str = "body", *, color=None, bold: bool = False, _plain: str | None = None) -> Typst:
+    """Typst markup mixing Chinese and inline math, e.g. ``"位置 $m$ 转过 $m theta$"``.
+
+    Colour parts with ``#text(fill: rgb("#hex"))[...]``; uncoloured parts take ``color``.
+    """
+    check_glyphs(markup)
+    em = _role_em(role)
+    color = color or theme.palette().text
+    mob = Typst(markup, typst_preamble=_preamble(bold), font_size=em * FONT_SIZE_PER_EM_UNIT, color=color)
+    plain = _plain if _plain is not None else markup
+    return _tag(mob, role, em, plain, plain.count("\n") + 1)
+
+
+def formula(math: str, role: str = "body", *, color=None) -> MathTypst:
+    """Display math in Typst syntax, e.g. ``"theta_i = 10000^(-2i \\/ d)"``; Chinese goes in quotes.
+
+    ``{{ part : name }}`` groups can be picked out later with ``.select(name)`` (manim's MathTypst).
+    """
+    check_glyphs(math)
+    em = _role_em(role)
+    color = color or theme.palette().text
+    mob = MathTypst(math, typst_preamble=_preamble(False), font_size=em * FONT_SIZE_PER_EM_UNIT, color=color)
+    return _tag(mob, role, em, math, 1)
+
+
+def em_size(mob: VMobject) -> float:
+    """The em size in frame units a text mobject has now (after any scaling since it was made)."""
+    if hasattr(mob, "em_now"):
+        return mob.em_now
+    if mob.width_at_creation <= 0:
+        return mob.em_at_creation
+    return mob.em_at_creation * mob.width / mob.width_at_creation
+
+
+def is_text(mob) -> bool:
+    return hasattr(mob, "text_role")
+
+
+# --- numbers that change every frame --------------------------------------------------------------------------------
+
+NUMBER_CHARS = "0123456789.-+−=×°%,:/()mnθΔ"
+
+
+@functools.cache
+def _glyph_table(role: str, aspect_name: str, em: float) -> dict[str, VMobject]:
+    """One typeset glyph per character of ``NUMBER_CHARS``, positioned relative to a common baseline."""
+    from fontTools.ttLib import TTFont
+
+    mob = Typst(_typst_string(NUMBER_CHARS), typst_preamble=_preamble(False), font_size=em * FONT_SIZE_PER_EM_UNIT)
+    glyphs = mob.submobjects
+    if len(glyphs) != len(NUMBER_CHARS):
+        raise RuntimeError(f"Expected {len(NUMBER_CHARS)} glyphs for the number table, Typst gave {len(glyphs)}.")
+    font = TTFont(FONT_FILES["regular"], lazy=True)
+    cmap, hmtx, upem = font.getBestCmap(), font["hmtx"], font["head"].unitsPerEm
+    baseline = glyphs[0].get_bottom()[1]  # '0' sits on the baseline
+    table = {}
+    for ch, glyph in zip(NUMBER_CHARS, glyphs):
+        glyph.advance = hmtx[cmap[ord(ch)]][0] / upem * em
+        glyph.baseline_offset = glyph.get_center()[1] - baseline
+        table[ch] = glyph
+    return table
+
+
+class LiveNumber(VGroup):
+    """A number redrawn every frame from cached glyphs (no typesetting per frame).
+
+    ``LiveNumber(lambda: value, "{:.3f}")`` keeps showing ``value`` as it changes; ``fmt`` may add characters of
+    ``NUMBER_CHARS`` (``"m = {:.0f}"``). Move, scale or ``next_to`` it like any mobject: an invisible baseline
+    marker carries its position and size from frame to frame.
+    """
+
+    def __init__(self, value, fmt: str = "{:.2f}", role: str = "label", *, color=None, **kwargs):
+        super().__init__(**kwargs)
+        self.value_fn = value if callable(value) else (lambda v=value: v)
+        self.fmt = fmt
+        self.number_color = color or theme.palette().text
+        em = _role_em(role)
+        self._table = _glyph_table(role, current_layout().aspect.name, em)
+        # Left end at the text's origin on the baseline; its length is 1/100 em, so it tracks scaling.
+        self.marker = VMobject().set_points_as_corners([np.zeros(3), np.array([em / 100, 0, 0])]).set_stroke(
+            opacity=0
+        )
+        self._em = em
+        _tag(self, role, em, "", 0)
+        self._rebuild()
+        self.add_updater(lambda m: m._rebuild())
+
+    def text(self) -> str:
+        return self.fmt.format(self.value_fn()).replace("-", "−")
+
+    @property
+    def em_now(self) -> float:
+        start, end = self.marker.get_start(), self.marker.get_end()
+        return float(np.linalg.norm(end - start)) * 100
+
+    def _rebuild(self):
+        text = self.text()
+        self.source_text = text
+        lacking = [ch for ch in text if ch not in self._table and ch != " "]
+        if lacking:
+            raise ValueError(f"LiveNumber can only draw {NUMBER_CHARS!r} and spaces, not {''.join(lacking)!r}.")
+        scale = self.em_now / self._em
+        origin = self.marker.get_start()
+        glyphs, x = [], 0.0
+        for ch in text:
+            if ch == " ":
+                x += self._table["0"].advance / 2
+                continue
+            ref = self._table[ch]
+            g = ref.copy().set_fill(self.number_color, 1).set_stroke(width=0)
+            g.move_to(np.array([x + ref.advance / 2, ref.baseline_offset, 0.0]))
+            glyphs.append(g)
+            x += ref.advance
+        for g in glyphs:
+            g.scale(scale, about_point=np.zeros(3)).shift(origin)
+        self.submobjects = [self.marker, *glyphs]
+        return self
