@@ -95,3 +95,41 @@ def layout_problems(mobjects, layout: Layout | None = None) -> list[str]:
             if dx > TOLERANCE and dy > TOLERANCE:
                 problems.append(f"{_describe(a)} overlaps {_describe(b)}")
     return problems
+
+
+# --- dry runs ------------------------------------------------------------------------------------------------------
+
+
+def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, quality: str = "l"):
+    """Run ``scene_class`` without rendering frames, in ``aspect``; return ``(record, problems)``.
+
+    ``record`` is the scene's :class:`shared.scene.SceneRecord` (sections with durations, numbers shown);
+    ``problems`` maps each section name to :func:`layout_problems` of its last frame, plus a problem for every
+    section longer than ``theme.MAX_SECTION_SECONDS``.
+    """
+    from manim import tempconfig
+
+    from shared.layout import PIXEL_SIZES
+    from shared.scene import ExplainerScene
+
+    width, height = PIXEL_SIZES[aspect][quality]
+    problems: dict[str, list[str]] = {}
+
+    def check(scene, section_name):
+        found = layout_problems(scene.mobjects, scene.layout) if check_layout else []
+        section = scene.record.sections[-1]
+        if section.duration is not None and section.duration > theme.MAX_SECTION_SECONDS + 1e-6:
+            found.append(f"lasts {section.duration:.1f} s; a section is at most {theme.MAX_SECTION_SECONDS:g} s")
+        problems[section_name] = found
+
+    hooks = ExplainerScene.section_end_hooks
+    ExplainerScene.section_end_hooks = [*hooks, check]
+    settings = {"dry_run": True, "pixel_width": width, "pixel_height": height, "frame_rate": 15,
+                "verbosity": "WARNING", "progress_bar": "none"}
+    try:
+        with tempconfig(settings):
+            scene = scene_class()
+            scene.render()
+    finally:
+        ExplainerScene.section_end_hooks = hooks
+    return scene.record, problems
