@@ -54,7 +54,8 @@ def scaled_dot_product_attention(q, k, v, *, causal: bool = False, mask=None, sc
     Returns
     -------
     (out, weights)
-        ``out`` ``(..., L, Ev)``; ``weights`` ``(..., L, S)``, the softmax rows.
+        ``out`` ``(..., L, Ev)``; ``weights`` ``(..., L, S)``, the softmax rows. A query that may attend to no key at
+        all gets zero weights and a zero output, as torch's SDPA does (its math path uses ``_safe_softmax``).
 
     References
     ----------
@@ -65,7 +66,10 @@ def scaled_dot_product_attention(q, k, v, *, causal: bool = False, mask=None, sc
     allowed = _allowed(q.shape[-2], k.shape[-2], causal, mask)
     if allowed is not None:
         scores = np.where(allowed, scores, -np.inf)
-    weights = softmax(scores, axis=-1)
+    with np.errstate(invalid="ignore"):  # a fully masked row is −inf − (−inf) = NaN here, zeroed just below
+        weights = softmax(scores, axis=-1)
+    if allowed is not None:
+        weights = np.where(np.any(allowed, axis=-1, keepdims=True), weights, 0.0)
     return weights @ v, weights
 
 

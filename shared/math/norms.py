@@ -29,7 +29,8 @@ def layer_norm(x, weight=None, bias=None, eps: float = 1e-5) -> np.ndarray:
 def rms_norm(x, weight=None, eps: float | None = None) -> np.ndarray:
     """x / √(mean(x²) + eps) · weight over the last axis; no mean subtraction (lands on the sphere of radius √d).
 
-    ``eps=None`` uses the machine epsilon of x's dtype, like ``torch.nn.functional.rms_norm``.
+    ``eps=None`` uses the machine epsilon of the dtype torch computes in (``at::opmath_type``): float64 → 2.2e-16,
+    float32 and float16 → float32's 1.19e-7, like ``torch.nn.functional.rms_norm``.
 
     References
     ----------
@@ -37,7 +38,9 @@ def rms_norm(x, weight=None, eps: float | None = None) -> np.ndarray:
     """
     arr = np.asarray(x)
     if eps is None:
-        eps = float(np.finfo(arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64).eps)
+        # torch takes epsilon of its computation type, which is at least float32 (half inputs are computed in float32).
+        floating = np.issubdtype(arr.dtype, np.floating)
+        eps = float(np.finfo(np.result_type(arr.dtype, np.float32) if floating else np.float64).eps)
     x = arr.astype(np.float64)
     y = x / np.sqrt((x**2).mean(axis=-1, keepdims=True) + eps)
     if weight is not None:
