@@ -1,0 +1,208 @@
+"""Short videos for 视频号 / Bilibili / Douyin: chosen sections rendered in 9:16, joined, with narration and music.
+
+Reference: DESIGN §5. Output: 1080×1920 H.264 (High profile, yuv420p, ``+faststart`` so a phone starts playing before
+the download ends), AAC-LC 48 kHz stereo at −14 LUFS integrated (±1 LU) with the true peak ≤ −1 dBTP.
+
+Timeline: each chosen section plays in order. With per-section narration (``--narration-dir``) a section lasts as
+long as its video or its narration, whichever is longer: the last frame is held while the voice finishes. With one
+narration track (``--narration``) the track starts with the first section and the last frame is held if the track
+outlasts the video. Music (``--bgm``) loops over the whole video, fades in and out and dips under narration. Without
+audio inputs the video gets a silent AAC track (players and platforms expect one).
+
+Nothing is written where the video goes until it has been encoded and its loudness measured: an error leaves no file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.export import ExportError, ensure_writable_dir, media_root, slug
+from scripts.export.audio import SAMPLE_RATE, MixSettings, decode, measure_loudness, mix, narration_files, \
+    normalise_loudness
+from scripts.export.tools import ffmpeg_version, run_ffmpeg
+
+SHORT_SIZE = (1080, 1920)
+SHORT_ASPECT = "9:16"
+VIDEO_CRF = 18  # visually lossless for flat vector art; the platforms re-encode anyway
+VIDEO_PRESET = "medium"
+AUDIO_BITRATE = "192k"
+LOUDNESS_ATTEMPTS = 3  # re-aim the true peak if AAC encoding pushed it over the limit
+
+
+@dataclass
+class ShortResult:
+    path: Path
+    manifest: Path
+    duration_s: float
+    frames: int
+    loudness: object | None
+    timeline: list[dict] = field(default_factory=list)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or (Path(b).exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, narration_dir: Path | None = None,
+               bgm: Path | None = None, fps: float = 30.0, theme: str = "dark", out: Path | None = None,
+               settings: MixSettings = MixSettings(), console=None) -> ShortResult:
+    """``explainer short``: see the module docstring."""
+    from scripts.export.render import RenderSpec, probe, render
+    from scripts.export.scenes import resolve_scene, select_sections
+
+    if narration and narration_dir:
+        raise ExportError("Give either --narration (one track) or --narration-dir (one file per section), not both.")
+    if fps not in (24, 25, 30, 50, 60):
+        raise ExportError(f"--fps {fps:g}: use 30 (the default) or 60; 24, 25 and 50 also work.")
+    scene = resolve_scene(scene_spec)
+    inputs = [p for p in (narration, bgm) if p]
+
+    # Read every audio input before rendering, so a bad file fails in seconds.
+    record = probe(scene, theme, console=console)
+    chosen = select_sections(record["sections"], sections, scene.class_name)
+    clips: dict[int, object] = {}
+    if narration_dir:
+        for index, path in narration_files(Path(narration_dir), record["sections"], chosen).items():
+            clips[index] = decode(path, "Narration file")
+            inputs.append(path)
+    track = decode(narration, "Narration file") if narration else None
+    music = decode(bgm, "Music file (--bgm)") if bgm else None
+
+    default_name = f"{slug(scene.topic)}-short-{theme}.mp4"
+    out = Path(out) if out else media_root() / "shorts" / default_name
+    if out.suffix.lower() != ".mp4":
+        out = out / default_name if out.is_dir() or not out.suffix else out.with_suffix(".mp4")
+    for path in [scene.path, *inputs]:
+        if _same_file(path, out):
+            raise ExportError(f"--out {out} is one of the inputs; choose another file name (inputs are never overwritten).")
+    ensure_writable_dir(out.parent)
+
+    width, height = SHORT_SIZE
+    spec = RenderSpec(scene, theme, SHORT_ASPECT, width, height, fps, "sections")
+    expected = math.ceil(record["sections"][-1]["end"] * fps)
+    result = render(spec, expected_frames=expected, console=console)
+
+    # Timeline: frames per section plus held frames.
+    timeline = []
+    for index in chosen:
+        section = result.sections[index]
+        frames = section["end_frame"] - section["start_frame"]
+        voice_s = len(clips[index]) / 1000 if index in clips else 0.0
+        hold = max(0, math.ceil(voice_s * fps - frames - 1e-9))
+        timeline.append({"section": section["name"], "number": index + 1, "video": result.section_videos[index],
+                         "frames": frames, "held_frames": hold, "narration_s": round(voice_s, 3)})
+    if track is not None:
+        video_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
+        extra = max(0, math.ceil(len(track) / 1000 * fps - video_frames - 1e-9))
+        timeline[-1]["held_frames"] += extra
+    total_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
+    total_s = total_frames / fps
+
+    scratch_root = media_root() / "cache" / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_root, prefix="short-") as scratch:
+        scratch = Path(scratch)
+        audio_path, loudness_target = None, None
+        if clips or track is not None or music is not None:
+            placed, at = [], 0
+            for item, index in zip(timeline, chosen):
+                if index in clips:
+                    placed.append((round(at * 1000 / fps), clips[index]))
+                at += item["frames"] + item["held_frames"]
+            if track is not None:
+                placed.append((0, track))
+            mixed = mix(round(total_s * 1000), placed, music, settings)
+            mixed_path = scratch / "mix.wav"
+            mixed.export(mixed_path, format="wav")
+            audio_path = mixed_path
+        loudness = None
+        tp_target = settings.true_peak_target_dbtp
+        for attempt in range(LOUDNESS_ATTEMPTS):
+            encoded = scratch / f"short-{attempt}.mp4"
+            normalised = None
+            if audio_path is not None:
+                normalised = scratch / f"normalised-{attempt}.wav"
+                normalise_loudness(audio_path, normalised, settings, true_peak_target=tp_target)
+            _encode(timeline, fps, total_s, normalised, encoded)
+            if normalised is None:
+                break
+            loudness = measure_loudness(encoded)
+            off_target = abs(loudness.integrated_lufs - settings.target_lufs) > settings.loudness_tolerance_lu
+            too_loud_peak = loudness.true_peak_dbtp > settings.max_true_peak_dbtp
+            if not (off_target or too_loud_peak):
+                break
+            if attempt == LOUDNESS_ATTEMPTS - 1:
+                raise ExportError(
+                    f"Could not bring the audio to {settings.target_lufs:g} LUFS ±{settings.loudness_tolerance_lu:g} LU "
+                    f"with true peak ≤ {settings.max_true_peak_dbtp:g} dBTP: measured {loudness.integrated_lufs:.1f} "
+                    f"LUFS, {loudness.true_peak_dbtp:.1f} dBTP. Very peaky audio (clicks, hard transients) limits "
+                    f"this: check the narration and music files."
+                )
+            tp_target -= max(0.3, loudness.true_peak_dbtp - settings.max_true_peak_dbtp + 0.3)
+        from shared.files import atomic_path, write_json_atomic
+
+        with atomic_path(out) as tmp:
+            shutil.copyfile(encoded, tmp)
+    manifest = {
+        "kind": "explainer-short",
+        "video": out.name,
+        "scene": scene.class_name,
+        "scene_file": str(scene.path),
+        "scene_source_sha256": scene.source_hash(),
+        "theme": theme,
+        "width": width, "height": height, "fps": fps,
+        "frames": total_frames,
+        "duration_s": round(total_s, 3),
+        "sections": [{k: v for k, v in t.items() if k != "video"} for t in timeline],
+        "narration": {str(p): _sha256(p) for p in inputs if p != bgm} or None,
+        "bgm": {str(bgm): _sha256(bgm)} if bgm else None,
+        "loudness": None if loudness is None else {
+            "integrated_lufs": loudness.integrated_lufs, "true_peak_dbtp": loudness.true_peak_dbtp,
+            "loudness_range_lu": loudness.loudness_range_lu, "target_lufs": settings.target_lufs},
+        "numbers": result.record.get("numbers", {}),
+        "bytes": out.stat().st_size,
+        "tools": {"ffmpeg": ffmpeg_version()},
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    manifest_path = write_json_atomic(out.with_suffix(".json"), manifest)
+    return ShortResult(out, manifest_path, total_s, total_frames, loudness, manifest["sections"])
+
+
+def _encode(timeline: list[dict], fps: float, total_s: float, audio: Path | None, out: Path) -> None:
+    """Join the section videos (holding last frames), encode H.264 + AAC with faststart."""
+    args, chains = [], []
+    for i, item in enumerate(timeline):
+        args += ["-i", str(item["video"])]
+        chain = f"[{i}:v]trim=end_frame={item['frames']},setpts=PTS-STARTPTS"
+        if item["held_frames"]:
+            chain += f",tpad=stop_mode=clone:stop={item['held_frames']}"
+        chains.append(f"{chain},fps={fps:g},setsar=1[v{i}]")
+    joined = "".join(f"[v{i}]" for i in range(len(timeline)))
+    graph = ";".join(chains) + f";{joined}concat=n={len(timeline)}:v=1:a=0,format=yuv420p[v]"
+    audio_index = len(timeline)
+    if audio is not None:
+        args += ["-i", str(audio)]
+    else:
+        args += ["-f", "lavfi", "-i", f"anullsrc=r={SAMPLE_RATE}:cl=stereo"]
+    args += [
+        "-filter_complex", graph, "-map", "[v]", "-map", f"{audio_index}:a:0",
+        "-c:v", "libx264", "-preset", VIDEO_PRESET, "-crf", str(VIDEO_CRF), "-profile:v", "high",
+        "-pix_fmt", "yuv420p", "-r", f"{fps:g}",
+        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(SAMPLE_RATE), "-ac", "2",
+        "-t", f"{total_s:.6f}", "-movflags", "+faststart", "-f", "mp4", str(out),
+    ]
+    run_ffmpeg(args, "Encoding the short video")
