@@ -33,7 +33,9 @@ TOL = 1e-10
 
 CONFIGS = {
     "default_post_ln": TinyTransformerConfig(),
-    "post_ln_2_layers_affine": TinyTransformerConfig(n_encoder_layers=2, n_decoder_layers=2, norm_affine_std=0.1, seed=3),
+    "post_ln_2_layers_affine": TinyTransformerConfig(
+        n_encoder_layers=2, n_decoder_layers=2, norm_affine_std=0.1, seed=3
+    ),
     "pre_ln_2_layers_affine": TinyTransformerConfig(
         n_encoder_layers=2, n_decoder_layers=2, norm_position="pre", norm_affine_std=0.1, seed=4
     ),
