@@ -148,3 +148,144 @@ def load_run_log(path: str | Path, regenerate: str, required: dict[str, tuple[st
     if "step" in required.get("history", ()) and any(b <= a for a, b in zip(steps, steps[1:])):
         raise RunLogError(f"Run log {path}: history steps are not strictly increasing. {hint}")
     return log
+
+
+# --- MoE routing runs (scripts/train_moe.py → media/runs/moe/NAME.json) ---------------------------------------------
+
+MOE_RUNS_DIR = RUNS_DIR / "moe"
+# The exact command that wrote each committed MoE log (also in media/runs/moe/README.md and in each log's "command").
+MOE_COMMANDS = {
+    "none": "python -m scripts.train_moe --strategy none --name none",
+    "aux_loss": "python -m scripts.train_moe --strategy aux_loss --name aux_loss",
+    "bias": "python -m scripts.train_moe --strategy bias --name bias",
+    "none_no_offset": "python -m scripts.train_moe --strategy none --input-offset 0.0 --name none_no_offset",
+}
+MOE_REQUIRED = {
+    "top": ("routing_by_cluster",),
+    "config": ("strategy", "seed", "n_experts", "top_k", "batch_size", "steps", "log_every"),
+    "history": ("step", "loss", "load", "load_window", "eval_loss", "eval_load"),
+}
+# "Loads have evened out" when every expert carries within ±35% of the mean load of a logged window, and stays so.
+EVEN_LOAD_TOLERANCE = 0.35
+
+
+def moe_run_path(path_or_name: str | Path) -> Path:
+    """``"bias"`` → ``media/runs/moe/bias.json``; a path (with a folder or ``.json``) is taken as it is."""
+    text = str(path_or_name)
+    if "/" in text or text.endswith(".json"):
+        return Path(path_or_name)
+    return MOE_RUNS_DIR / f"{text}.json"
+
+
+def moe_regenerate_command(path_or_name: str | Path) -> str:
+    """The command that writes this MoE log (for a name not committed: the trainer with that name)."""
+    name = moe_run_path(path_or_name).stem
+    return MOE_COMMANDS.get(name, f"python -m scripts.train_moe --name {name} [options as recorded in its 'command']")
+
+
+def load_moe_run(path_or_name: str | Path) -> dict:
+    """Load and validate a log written by ``scripts/train_moe.py``.
+
+    Beyond :func:`load_run_log`'s checks: every load vector has one count per expert, a batch's load sums to
+    ``batch_size · top_k``, ``bias`` runs log the bias vector, the other strategies the auxiliary loss.
+
+    Raises
+    ------
+    RunLogError
+        Naming the file and the command that regenerates it.
+    """
+    path = moe_run_path(path_or_name)
+    regenerate = moe_regenerate_command(path)
+    log = load_run_log(path, regenerate=regenerate, required=MOE_REQUIRED)
+    config = log["config"]
+    n_experts, slots_per_batch = config["n_experts"], config["batch_size"] * config["top_k"]
+    per_strategy_key = "bias" if config["strategy"] == "bias" else "aux_loss"
+
+    def fail(message: str):
+        raise RunLogError(f"Run log {path}: {message}. Regenerate it with: {regenerate}")
+
+    for i, record in enumerate(log["history"]):
+        for key in ("load", "load_window", "eval_load"):
+            if not isinstance(record[key], list) or len(record[key]) != n_experts:
+                fail(f"history[{i}].{key} must list {n_experts} token counts, one per expert")
+        if sum(record["load"]) != slots_per_batch:
+            fail(f"history[{i}].load sums to {sum(record['load'])}, not batch_size·top_k = {slots_per_batch}")
+        if per_strategy_key not in record:
+            fail(f"history[{i}] lacks '{per_strategy_key}' (a {config['strategy']} run logs it at every step)")
+        if per_strategy_key == "bias" and len(record["bias"]) != n_experts:
+            fail(f"history[{i}].bias must hold {n_experts} values, one per expert")
+    routing = log["routing_by_cluster"]
+    if not routing or any(len(row) != n_experts for row in routing):
+        fail(f"routing_by_cluster must be a [cluster][expert] table with {n_experts} columns")
+    return log
+
+
+def moe_load_spread(log: dict, index: int = -1) -> dict:
+    """What a histogram of tokens per expert says, for the logged window ``history[index]`` (default: the last).
+
+    Uses ``load_window`` (every token of the ``log_every`` steps up to that record), not the single-batch ``load``.
+
+    Returns
+    -------
+    dict
+        ``loads`` (tokens per expert), ``max``, ``min``, ``max_over_min`` (None when an expert got nothing),
+        ``busiest_expert``, ``busiest_token_share`` (fraction of the window's tokens that went to the busiest expert,
+        1.0 = every token), ``fair_token_share`` (k/N, each expert's share at perfect balance), ``max_over_mean``,
+        ``idle_experts`` (experts that got no token), ``step``.
+    """
+    record = log["history"][index]
+    loads = [int(v) for v in record["load_window"]]
+    top_k, n_experts = log["config"]["top_k"], log["config"]["n_experts"]
+    n_tokens = sum(loads) / top_k  # each token fills k slots
+    busiest = max(range(n_experts), key=lambda e: (loads[e], -e))
+    return {
+        "step": record["step"],
+        "loads": loads,
+        "max": max(loads),
+        "min": min(loads),
+        "max_over_min": max(loads) / min(loads) if min(loads) else None,
+        "busiest_expert": busiest,
+        "busiest_token_share": loads[busiest] / n_tokens,
+        "fair_token_share": top_k / n_experts,
+        "max_over_mean": max(loads) / (sum(loads) / n_experts),
+        "idle_experts": [e for e in range(n_experts) if loads[e] == 0],
+    }
+
+
+def moe_balance_step(log: dict, tolerance: float = EVEN_LOAD_TOLERANCE) -> int | None:
+    """The first logged step from which every later window has every expert within ±``tolerance`` of the mean load.
+
+    None when the loads never settle so (e.g. a collapsed router). Step 0's window is a single batch and counts too.
+    """
+    settled_since = None
+    for record in log["history"]:
+        loads = record["load_window"]
+        mean = sum(loads) / len(loads)
+        if all(abs(v - mean) <= tolerance * mean for v in loads):
+            settled_since = record["step"] if settled_since is None else settled_since
+        else:
+            settled_since = None
+    return settled_since
+
+
+def moe_claims(log: dict) -> dict:
+    """Every number a scene states about one MoE run, derived from its log (for on-screen text and the manifest)."""
+    spread = moe_load_spread(log)
+    final = log["history"][-1]
+    return {
+        "strategy": log["config"]["strategy"],
+        "final_step": final["step"],
+        "final_eval_loss": final["eval_loss"],
+        "final_loads": spread["loads"],
+        "max_tokens": spread["max"],
+        "min_tokens": spread["min"],
+        "max_over_min": spread["max_over_min"],
+        "busiest_expert": spread["busiest_expert"],
+        "busiest_token_share": spread["busiest_token_share"],
+        "fair_token_share": spread["fair_token_share"],
+        "idle_experts": spread["idle_experts"],
+        "balance_step": moe_balance_step(log),
+        "final_bias": final.get("bias"),
+        "device": log["provenance"]["device"],
+        "wall_seconds": log["provenance"]["wall_seconds"],
+    }
