@@ -367,5 +367,6 @@ def test_nine_active_experts_equal_one_dense_ffn():
     c = DeepSeekV3Config()
     counts = deepseek_v3_parameter_counts(c)
     n_moe = c.num_hidden_layers - c.first_k_dense_replace
-    per_layer_active_experts = (counts["parts"]["routed_experts"]["active"] + counts["parts"]["shared_experts"]["active"]) / n_moe
-    assert per_layer_active_experts == counts["parts"]["dense_ffn"]["total"] / c.first_k_dense_replace
+    parts = counts["parts"]
+    per_layer_active_experts = (parts["routed_experts"]["active"] + parts["shared_experts"]["active"]) / n_moe
+    assert per_layer_active_experts == parts["dense_ffn"]["total"] / c.first_k_dense_replace

@@ -159,7 +159,7 @@ def broken_copy(tmp_path, name: str, mutate) -> str:
         ("none", lambda log: log["config"].pop("top_k"), "config lacks top_k"),
         ("aux_loss", lambda log: log["history"][3].pop("load_window"), r"history\[3\] lacks load_window"),
         ("aux_loss", lambda log: log["history"][2]["load"].pop(), r"history\[2\]\.load must list 8"),
-        ("bias", lambda log: log["history"][1]["load"].append(log["history"][1]["load"].pop() + 1), r"history\[1\]\.load sums to"),
+        ("bias", lambda log: log["history"][1]["load"].append(log["history"][1]["load"].pop() + 1), r"load sums to"),
         ("bias", lambda log: log["history"][5].pop("bias"), r"history\[5\] lacks 'bias'"),
         ("none", lambda log: log["history"][4].pop("aux_loss"), r"history\[4\] lacks 'aux_loss'"),
         ("none", lambda log: log["provenance"].pop("device"), "provenance lacks device"),
