@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from manim import Scene, config
+from manim import FadeIn, FadeOut, Scene, config
+
 
 from shared import theme
 from shared.layout import configure_frame, current_layout
+from shared.text import zh
 
 
 @dataclass
@@ -81,3 +83,31 @@ class ExplainerScene(Scene):
         """Record a number the scene puts on screen (for the manifest and for tests); returns ``value``."""
         self.record.numbers[name] = value
         return value
+
+    # --- the recurring pieces of a section: title, caption, clearing the stage -------------------------------------
+
+    def show_title(self, text: str, run_time: float = theme.QUICK):
+        """Put ``text`` in the title band (replacing the current title)."""
+        title = self.layout.title.place(zh(text, "title", bold=True), align="left")
+        old = getattr(self, "title_mob", None)
+        self.play(*([FadeOut(old)] if old in self.mobjects else []), FadeIn(title), run_time=run_time)
+        self.title_mob = title
+        return title
+
+    def say(self, text, *, color=None, run_time: float = theme.QUICK, hold: bool = False):
+        """Show ``text`` (a string, or a ready text mobject such as a formula) as the caption, replacing the current
+        one; with ``hold``, wait its reading time."""
+        caption = zh(text, "body", color=color) if isinstance(text, str) else text
+        self.layout.caption.place(caption)
+        old = getattr(self, "caption_mob", None)
+        self.play(*([FadeOut(old)] if old in self.mobjects else []), FadeIn(caption), run_time=run_time)
+        self.caption_mob = caption
+        if hold:
+            self.wait(theme.reading_time(caption.source_text))
+        return caption
+
+    def clear_stage(self, run_time: float = theme.QUICK):
+        """Fade out everything on screen (between sections)."""
+        if self.mobjects:
+            self.play(*[FadeOut(m) for m in self.mobjects], run_time=run_time)
+        self.clear()

@@ -223,12 +223,14 @@ def is_text(mob) -> bool:
 
 # --- numbers that change every frame --------------------------------------------------------------------------------
 
-NUMBER_CHARS = "0123456789.-+−=×°%,:/()mnθΔ"
+# Characters a LiveNumber can draw (one Typst render, split into glyphs): digits, signs, Latin and a few Greek.
+NUMBER_CHARS = "0123456789.,:+-−=×·/()[]|%°abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZθΔλσμε"
 
 
 @functools.cache
-def _glyph_table(role: str, aspect_name: str, em: float) -> dict[str, VMobject]:
-    """One typeset glyph per character of ``NUMBER_CHARS``, positioned relative to a common baseline."""
+def _glyph_table(role: str, aspect_name: str, em: float) -> dict[str, tuple[np.ndarray, float]]:
+    """For each character of ``NUMBER_CHARS``: its outline points with the origin at its left end on the baseline,
+    and its advance width (from the font's hmtx), at em size ``em``."""
     from fontTools.ttLib import TTFont
 
     mob = Typst(_typst_string(NUMBER_CHARS), typst_preamble=_preamble(False), font_size=em * FONT_SIZE_PER_EM_UNIT)
@@ -240,14 +242,16 @@ def _glyph_table(role: str, aspect_name: str, em: float) -> dict[str, VMobject]:
     baseline = glyphs[0].get_bottom()[1]  # '0' sits on the baseline
     table = {}
     for ch, glyph in zip(NUMBER_CHARS, glyphs):
-        glyph.advance = hmtx[cmap[ord(ch)]][0] / upem * em
-        glyph.baseline_offset = glyph.get_center()[1] - baseline
-        table[ch] = glyph
+        advance_units, left_bearing = hmtx[cmap[ord(ch)]]
+        advance = advance_units / upem * em
+        # Put the glyph's ink where the font puts it: left edge at its left side bearing, on the baseline.
+        origin = np.array([glyph.get_left()[0] - left_bearing / upem * em, baseline, 0.0])
+        table[ch] = (glyph.points - origin, advance)
     return table
 
 
 class LiveNumber(VGroup):
-    """A number redrawn every frame from cached glyphs (no typesetting per frame).
+    """A number redrawn every frame from cached glyph outlines (no typesetting, no mobject copies per frame).
 
     ``LiveNumber(lambda: value, "{:.3f}")`` keeps showing ``value`` as it changes; ``fmt`` may add characters of
     ``NUMBER_CHARS`` (``"m = {:.0f}"``). Move, scale or ``next_to`` it like any mobject: an invisible baseline
@@ -258,14 +262,14 @@ class LiveNumber(VGroup):
         super().__init__(**kwargs)
         self.value_fn = value if callable(value) else (lambda v=value: v)
         self.fmt = fmt
-        self.number_color = color or theme.palette().text
         em = _role_em(role)
         self._table = _glyph_table(role, current_layout().aspect.name, em)
         # Left end at the text's origin on the baseline; its length is 1/100 em, so it tracks scaling.
-        self.marker = VMobject().set_points_as_corners([np.zeros(3), np.array([em / 100, 0, 0])]).set_stroke(
-            opacity=0
-        )
+        self.marker = VMobject().set_points_as_corners([np.zeros(3), np.array([em / 100, 0, 0])])
+        self.marker.set_stroke(opacity=0)
+        self.ink = VMobject(fill_color=color or theme.palette().text, fill_opacity=1, stroke_width=0)
         self._em = em
+        self.add(self.marker, self.ink)
         _tag(self, role, em, "", 0)
         self._rebuild()
         self.add_updater(lambda m: m._rebuild())
@@ -275,8 +279,7 @@ class LiveNumber(VGroup):
 
     @property
     def em_now(self) -> float:
-        start, end = self.marker.get_start(), self.marker.get_end()
-        return float(np.linalg.norm(end - start)) * 100
+        return float(np.linalg.norm(self.marker.get_end() - self.marker.get_start())) * 100
 
     def _rebuild(self):
         text = self.text()
@@ -286,17 +289,13 @@ class LiveNumber(VGroup):
             raise ValueError(f"LiveNumber can only draw {NUMBER_CHARS!r} and spaces, not {''.join(lacking)!r}.")
         scale = self.em_now / self._em
         origin = self.marker.get_start()
-        glyphs, x = [], 0.0
+        outlines, x = [], 0.0
         for ch in text:
             if ch == " ":
-                x += self._table["0"].advance / 2
+                x += self._table["0"][1] / 2
                 continue
-            ref = self._table[ch]
-            g = ref.copy().set_fill(self.number_color, 1).set_stroke(width=0)
-            g.move_to(np.array([x + ref.advance / 2, ref.baseline_offset, 0.0]))
-            glyphs.append(g)
-            x += ref.advance
-        for g in glyphs:
-            g.scale(scale, about_point=np.zeros(3)).shift(origin)
-        self.submobjects = [self.marker, *glyphs]
+            points, advance = self._table[ch]
+            outlines.append(points + np.array([x, 0.0, 0.0]))
+            x += advance
+        self.ink.points = np.concatenate(outlines) * scale + origin if outlines else np.zeros((0, 3))
         return self

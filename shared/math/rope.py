@@ -175,3 +175,35 @@ def yarn_attention_factor(scale: float) -> float:
     if scale <= 1:
         return 1.0
     return 0.1 * math.log(scale) + 1.0
+
+
+def rope_self_attention(x, w_q, w_k, w_v, positions=None, base: float = 10000.0, layout: str = "interleaved"):
+    """Single-head self-attention, with RoPE on q and k at ``positions`` (None: no position information at all).
+
+    Parameters
+    ----------
+    x
+        Token vectors ``(seq, d_model)``.
+    w_q, w_k, w_v
+        Projections ``(d_model, d_head)``; q = x w_q etc.
+    positions
+        Position of each token, or None to leave q and k unrotated (then attention cannot tell word order: permuting
+        the tokens permutes the outputs the same way).
+
+    Returns
+    -------
+    (out, weights)
+        As :func:`shared.math.attention.scaled_dot_product_attention`.
+
+    References
+    ----------
+    RoFormer §3.4 eq. (16): q_m = R_m W_q x_m, k_n = R_n W_k x_n.
+    """
+    from shared.math.attention import scaled_dot_product_attention
+
+    x = np.asarray(x, dtype=np.float64)
+    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    if positions is not None:
+        q = apply_rope(q, positions, base, layout)
+        k = apply_rope(k, positions, base, layout)
+    return scaled_dot_product_attention(q, k, v)

@@ -1,0 +1,397 @@
+"""RoPE explainer: why attention needs positions, how RoPE rotates, and how it stretches to long contexts.
+
+Render: ``manim -qh scenes/rope.py`` (16:9) or ``manim -qh -r 1080,1920 scenes/rope.py`` (9:16).
+Every number, angle and bar comes from ``shared/math/rope.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from manim import (
+    DOWN,
+    LEFT,
+    RIGHT,
+    UP,
+    Angle,
+    Arrow,
+    Circle,
+    Create,
+    Dot,
+    FadeIn,
+    FadeOut,
+    GrowArrow,
+    Indicate,
+    Line,
+    ReplacementTransform,
+    SurroundingRectangle,
+    Transform,
+    ValueTracker,
+    VGroup,
+    linear,
+)
+
+from shared import theme
+from shared.math.rope import (
+    apply_rope,
+    ntk_scaled_base,
+    rope_angles,
+    rope_decay_curve,
+    rope_frequencies,
+    rope_self_attention,
+    yarn_attention_factor,
+    yarn_correction_range,
+    yarn_frequencies,
+    interpolated_frequencies,
+)
+from shared.mobjects.chart import AxisSpec, Chart
+from shared.mobjects.clock import Clock
+from shared.mobjects.tokens import TokenRow
+from shared.mobjects.vectors import PolarArrow
+from shared.scene import ExplainerScene
+from shared.text import LiveNumber, formula, zh
+
+
+@dataclass(frozen=True)
+class RoPEConfig:
+    """Everything the explainer computes from. Change a value and every number on screen follows."""
+
+    base: float = 10000.0
+    toy_dim: int = 4  # d of the 狗咬人 toy attention (random embeddings and projections)
+    toy_seed: int = 0
+    toy_words: tuple[str, ...] = ("狗", "咬", "人")
+    clock_dim: int = 16  # 8 pairs → 8 clocks
+    clock_last_position: int = 40  # m runs 0 → 40
+    dot_dim: int = 8  # q, k for the relative-position demo
+    dot_seed: int = 3
+    dot_positions: tuple[int, int] = (2, 5)  # m, n at the start
+    dot_shift: int = 6
+    decay_dim: int = 128  # RoFormer Figure 2
+    decay_max_distance: int = 256
+    head_dim: int = 128  # Llama-style head for the extrapolation bars
+    train_context: int = 4096
+    target_context: int = 131072
+
+
+CFG = RoPEConfig()
+
+
+def fmt_vector(v) -> str:
+    """(0.41, −1.20, …): two decimals, a real minus sign."""
+    return "(" + ", ".join(f"{x:.2f}" for x in v).replace("-", "−") + ")"
+
+
+class RoPERotation(ExplainerScene):
+    """RoPE, from "attention can't see order" to YaRN."""
+
+    def construct(self):
+        self.why_positions()
+        self.add_or_rotate()
+        self.clock_bank()
+        self.relative_position()
+        self.long_range_decay()
+        self.extrapolation()
+
+    # --- 1 ---------------------------------------------------------------------------------------------------------
+
+    def why_positions(self):
+        self.next_section("为什么需要位置")
+        pal = self.palette
+        self.show_title("为什么需要位置？")
+        words = CFG.toy_words
+        rng = np.random.default_rng(CFG.toy_seed)
+        embedding = {w: rng.normal(size=CFG.toy_dim) for w in words}
+        w_q, w_k, w_v = (rng.normal(size=(CFG.toy_dim, CFG.toy_dim)) for _ in range(3))
+        sentences = [list(words), list(reversed(words))]  # 狗 咬 人 / 人 咬 狗
+        dog = words[0]
+
+        def dog_output(sentence, positions):
+            x = np.stack([embedding[w] for w in sentence])
+            out, _ = rope_self_attention(x, w_q, w_k, w_v, positions, CFG.base)
+            return out[sentence.index(dog)]
+
+        plain = [dog_output(s, None) for s in sentences]
+        rotated = [dog_output(s, np.arange(len(s))) for s in sentences]
+        self.show_number("dog_output_no_position", [p.tolist() for p in plain])
+        self.show_number("dog_output_rope", [r.tolist() for r in rotated])
+        gap = self.show_number("dog_output_rope_max_difference", float(np.abs(rotated[0] - rotated[1]).max()))
+
+        rows = [TokenRow(s) for s in sentences]
+        for row, sentence in zip(rows, sentences):
+            row[sentence.index(dog)][0].set_stroke(pal.query, theme.STROKE)
+        outputs = [zh(f"“{dog}”的输出\n{fmt_vector(p)}", "body", color=pal.query) for p in plain]
+        pairs = [VGroup(r, o).arrange(DOWN if self.is_portrait else RIGHT, buff=0.4) for r, o in zip(rows, outputs)]
+        for pair in pairs:  # line up tokens and outputs in columns
+            pair[1].align_to(pairs[0][1], LEFT)
+        block = VGroup(*pairs).arrange(DOWN, buff=0.6, aligned_edge=LEFT)
+        self.layout.figure.fit(block)
+        note = zh(f"随机 embedding 和权重，d = {CFG.toy_dim}，单头", "small", color=pal.muted)
+        self.layout.figure.place(note, align="bottom")
+
+        self.play(*[FadeIn(r, shift=0.2 * DOWN) for r in rows], FadeIn(note), run_time=theme.BEAT)
+        self.say("词序反了，意思全变")
+        self.wait(theme.HOLD)
+        self.play(*[FadeIn(o) for o in outputs], run_time=theme.BEAT)
+        self.say("没有位置：“狗”的输出\n一模一样", color=pal.warning)
+        self.play(*[Indicate(o, color=pal.warning, scale_factor=1.05) for o in outputs], run_time=theme.SLOW)
+        self.wait(theme.HOLD)
+        with_rope = [zh(f"加 RoPE 后\n{fmt_vector(r)}", "body", color=pal.value) for r in rotated]
+        for new, old in zip(with_rope, outputs):
+            new.move_to(old, aligned_edge=LEFT)
+        self.play(*[Transform(o, n) for o, n in zip(outputs, with_rope)], run_time=theme.BEAT)
+        self.say(f"加上 RoPE：不一样了\n最大相差 {gap:.2f}", color=pal.value, hold=True)
+        self.wait(theme.HOLD)
+        self.clear_stage()
+
+    # --- 2 ---------------------------------------------------------------------------------------------------------
+
+    def add_or_rotate(self):
+        self.next_section("加法还是乘法")
+        pal = self.palette
+        self.show_title("加法还是乘法？")
+        panels = self.layout.panels(2)
+        heads, planes, notes = [], [], []
+        for panel in panels:
+            head, body = panel.rows([0.18, 0.82], gap=0.1)
+            plane, note = body.cols([0.55, 0.45], gap=0.2)
+            heads.append(head), planes.append(plane), notes.append(note)
+
+        # Sinusoidal: x + PE(m); with d = 2, PE(m) = (sin m, cos m) (Vaswani et al. §3.5).
+        m_add = 2
+        x = np.array([1.0, 0.4])
+        pe = np.array([np.sin(m_add), np.cos(m_add)])
+        tips = np.array([[0, 0], x, x + pe])
+        scale = 0.85 * min(planes[0].width / np.ptp(tips[:, 0]), planes[0].height / np.ptp(tips[:, 1]), planes[1].width /
+                           2 / 1.3, planes[1].height / 2 / 1.3)  # frame units per unit of the 2D plane
+        origin_l = planes[0].center - scale * np.array([*(tips.min(0) + tips.max(0)) / 2, 0.0])
+        to_l = lambda v: origin_l + scale * np.array([v[0], v[1], 0.0])
+        add_x = Arrow(origin_l, to_l(x), buff=0, color=pal.query)
+        add_p = Arrow(to_l(x), to_l(x + pe), buff=0, color=pal.key)
+        add_sum = Arrow(origin_l, to_l(x + pe), buff=0, color=pal.value)
+        add_head = heads[0].place(zh("Sinusoidal：加上去", "body"), align="left")
+        add_text = VGroup(
+            formula(f'x + "PE"({m_add})', "body", color=pal.value),
+            zh(f"长度 {np.linalg.norm(x):.2f}\n→ {np.linalg.norm(x + pe):.2f}", "label", color=pal.muted),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
+        notes[0].place(add_text, align="left")
+
+        # RoPE: q turns by m·θ; d = 2 has one pair, θ_0 = 1 rad per position.
+        theta0 = rope_frequencies(2, CFG.base)[0]
+        q = np.array([1.2, 0.3])
+        m = ValueTracker(0)
+        origin_r = planes[1].center
+        rotated = lambda: apply_rope(q[None, :], [m.get_value()], CFG.base)[0]
+        dial = Circle(radius=scale * np.linalg.norm(q), color=pal.grid, stroke_width=theme.STROKE_THIN)
+        dial.move_to(origin_r)
+        q0 = Arrow(origin_r, origin_r + scale * np.array([*q, 0.0]), buff=0, color=pal.muted,
+                   stroke_width=theme.STROKE_THIN)
+        q_m = PolarArrow(origin_r, scale * np.linalg.norm(q), lambda: float(np.arctan2(*rotated()[::-1])), pal.query)
+        rot_head = heads[1].place(zh("RoPE：转一下", "body"), align="left")
+        readout = VGroup(
+            LiveNumber(m.get_value, "m = {:.1f}", "label", color=pal.query),
+            LiveNumber(lambda: m.get_value() * theta0, "m θ = {:.2f}", "label", color=pal.query),
+            LiveNumber(lambda: np.linalg.norm(rotated()), "|q| = {:.3f}", "label", color=pal.muted),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
+        notes[1].place(readout, align="left")
+        self.show_number("rope_theta0", theta0)
+        self.show_number("sinusoidal_lengths", [np.linalg.norm(x), np.linalg.norm(x + pe)])
+        self.show_number("rope_length", float(np.linalg.norm(q)))
+
+        self.play(FadeIn(add_head), GrowArrow(add_x), run_time=theme.QUICK)
+        self.play(GrowArrow(add_p), run_time=theme.QUICK)
+        self.play(GrowArrow(add_sum), FadeIn(add_text), run_time=theme.BEAT)
+        self.say("加法：把向量本身改了")
+        self.play(FadeIn(rot_head), Create(dial), FadeIn(q0), GrowArrow(q_m), FadeIn(readout), run_time=theme.BEAT)
+        self.say("乘法：位置 m 就转 m θ")
+        self.play(m.animate.set_value(5), run_time=4, rate_func=linear)
+        self.say("长度不变，只转角度", color=pal.value, hold=True)
+        q_m.clear_updaters()
+        self.clear_stage()
+
+    # --- 3 ---------------------------------------------------------------------------------------------------------
+
+    def clock_bank(self):
+        self.next_section("多频率时钟")
+        pal = self.palette
+        self.show_title(f"d = {CFG.clock_dim}：{CFG.clock_dim // 2} 个时钟")
+        theta = rope_frequencies(CFG.clock_dim, CFG.base)
+        self.show_number("clock_theta", theta.tolist())
+        m = ValueTracker(0)
+        top, grid_area = self.layout.figure.rows([0.12, 0.88], gap=0.1)
+        rows, cols = (4, 2) if self.is_portrait else (2, 4)
+        cells = [c for r in grid_area.rows(rows, gap=0.15) for c in r.cols(cols, gap=0.2)]
+        label_em = self.layout.text_em("label")
+        clocks = VGroup()
+        for i, (cell, th) in enumerate(zip(cells, theta)):
+            radius = min(cell.width, cell.height - 1.6 * label_em) / 2 * 0.92
+            color = pal.query if i < len(theta) // 2 else pal.key
+            clock = Clock(radius, lambda i=i: float(rope_angles([m.get_value()], CFG.clock_dim, CFG.base)[0, i]), color)
+            clock.move_to(cell.point(0.5, 1) + DOWN * (radius + 0.05))
+            label = zh(f"θ{i} = {th:.3g}", "label", color=pal.muted)
+            label.next_to(clock, DOWN, buff=0.12)
+            clocks.add(VGroup(clock, label))
+        counter = LiveNumber(m.get_value, "m = {:.0f}", "body", color=pal.accent)
+        top.place(counter, align="left")
+
+        self.play(FadeIn(clocks, lag_ratio=0.1), FadeIn(counter), run_time=theme.BEAT)
+        self.say(formula(f"theta_i = {CFG.base:g}^(-2i \\/ d)"))
+        self.play(m.animate.set_value(CFG.clock_last_position / 2), run_time=4, rate_func=linear)
+        self.say("快针：分辨近处的字", color=pal.query)
+        self.play(m.animate.set_value(CFG.clock_last_position), run_time=4, rate_func=linear)
+        self.say("慢针：分辨远处的字", color=pal.key, hold=True)
+        last_angle = CFG.clock_last_position * theta[-1]
+        self.show_number("slowest_hand_angle_rad", last_angle)
+        note = zh(f"m = {CFG.clock_last_position}：最慢的针只转了 {np.degrees(last_angle):.2f}°", "label",
+                  color=pal.muted)
+        top.place(note, align="right")
+        self.play(FadeIn(note), run_time=theme.QUICK)
+        self.wait(theme.HOLD)
+        for group in clocks:
+            group[0].hand.clear_updaters()
+        self.clear_stage()
+
+    # --- 4 ---------------------------------------------------------------------------------------------------------
+
+    def relative_position(self):
+        self.next_section("相对位置")
+        pal = self.palette
+        self.show_title("只看相对位置")
+        rng = np.random.default_rng(CFG.dot_seed)
+        q, k = rng.normal(size=CFG.dot_dim), rng.normal(size=CFG.dot_dim)
+        m0, n0 = CFG.dot_positions
+        m, n = ValueTracker(m0), ValueTracker(n0)
+
+        def dot() -> float:
+            return float(apply_rope(q[None], [m.get_value()], CFG.base)[0] @ apply_rope(k[None], [n.get_value()],
+                                                                                     CFG.base)[0])
+
+        plane, readout_area = self.layout.panels(2, weights=[1.1, 0.9])
+        radius = min(plane.width, plane.height) * 0.33
+        center = plane.center
+        dial = Circle(radius=radius, color=pal.grid, stroke_width=theme.STROKE_THIN).move_to(center)
+
+        def pair0_angle(v, pos) -> float:  # direction of the first pair (x_0, x_1) after rotation
+            x0, x1 = apply_rope(v[None], [pos], CFG.base)[0][:2]
+            return float(np.arctan2(x1, x0))
+
+        q_arrow = PolarArrow(center, radius, lambda: pair0_angle(q, m.get_value()), pal.query)
+        k_arrow = PolarArrow(center, radius, lambda: pair0_angle(k, n.get_value()), pal.key)
+        q_tag = zh("q", "label", color=pal.query)
+        k_tag = zh("k", "label", color=pal.key)
+        q_tag.add_updater(lambda t: t.move_to(center + 1.14 * (q_arrow.get_end() - center)))
+        k_tag.add_updater(lambda t: t.move_to(center + 1.14 * (k_arrow.get_end() - center)))
+        pair_note = zh("画的是第 0 对（θ0 = 1）", "label", color=pal.muted)
+        plane.place(pair_note, align="bottom")
+
+        readouts = VGroup(
+            LiveNumber(m.get_value, "m = {:.1f}", "body", color=pal.query),
+            LiveNumber(n.get_value, "n = {:.1f}", "body", color=pal.key),
+            LiveNumber(lambda: n.get_value() - m.get_value(), "n − m = {:.1f}", "body", color=pal.text),
+            LiveNumber(dot, "q·k = {:.4f}", "body", color=pal.accent),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.35)
+        readout_area.place(readouts, align="left" if not self.is_portrait else "center")
+        d_note = zh(f"d = {CFG.dot_dim}，q、k 随机", "label", color=pal.muted)
+        d_note.next_to(readouts, DOWN, aligned_edge=LEFT, buff=0.35)
+
+        start_dot = self.show_number("dot_at_start", dot())
+        self.play(Create(dial), GrowArrow(q_arrow), GrowArrow(k_arrow), FadeIn(q_tag), FadeIn(k_tag),
+                  FadeIn(readouts), FadeIn(pair_note), FadeIn(d_note), run_time=theme.BEAT)
+        self.say("q 在位置 m，k 在位置 n")
+        self.play(m.animate.set_value(m0 + CFG.dot_shift), n.animate.set_value(n0 + CFG.dot_shift), run_time=4,
+                  rate_func=linear)
+        self.show_number("dot_after_shift", dot())
+        self.say("一起平移：点积不变", color=pal.value)
+        self.wait(theme.HOLD)
+        self.play(n.animate.set_value(n0 + CFG.dot_shift + 3), run_time=3, rate_func=linear)
+        self.show_number("dot_after_moving_k", dot())
+        self.say("距离一变，点积就变", color=pal.key, hold=True)
+        self.show_number("dot_shift_invariance_error", abs(self.record.numbers["dot_after_shift"] - start_dot))
+        for mob in (q_arrow, k_arrow, q_tag, k_tag):
+            mob.clear_updaters()
+        self.clear_stage()
+
+    # --- 5 ---------------------------------------------------------------------------------------------------------
+
+    def long_range_decay(self):
+        self.next_section("远程衰减")
+        pal = self.palette
+        self.show_title("离得越远，影响越小")
+        distances = np.arange(CFG.decay_max_distance + 1)
+        bound = rope_decay_curve(CFG.decay_dim, distances, CFG.base)
+        step = CFG.decay_max_distance // 4
+        y_top = float(np.ceil(bound.max() / 10) * 10)
+        chart = Chart(
+            self.layout.figure,
+            AxisSpec(0, CFG.decay_max_distance, [(float(d), f"{d}") for d in distances[::step]], "相对距离 n − m"),
+            AxisSpec(0, y_top, [(v, f"{v:g}") for v in np.arange(0, y_top + 1, 10)], "点积上界（相对）"),
+        )
+        curve = chart.polyline(distances, bound, pal.query)
+        marks = VGroup()
+        marked = (0, step, CFG.decay_max_distance)
+        for d in marked:
+            point = chart.c2p(d, bound[d])
+            label = zh(f"Δ={d}: {bound[d]:.2f}", "label", color=pal.accent)
+            label.next_to(point, UP, buff=0.15).shift(RIGHT * label.width / 2 * (d == 0))
+            label.shift(LEFT * label.width / 2 * (d == CFG.decay_max_distance))
+            marks.add(VGroup(Dot(point, color=pal.accent, radius=0.06), label))
+        self.show_number("decay_marks", {int(d): float(bound[d]) for d in marked})
+
+        self.play(FadeIn(chart), run_time=theme.QUICK)
+        self.say(f"RoFormer 的上界，d = {CFG.decay_dim}")
+        self.play(Create(curve), run_time=4, rate_func=linear)
+        self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
+        self.say("远处的字，点积被压低", color=pal.query, hold=True)
+        self.wait(theme.HOLD)
+        self.clear_stage()
+
+    # --- 6 ---------------------------------------------------------------------------------------------------------
+
+    def extrapolation(self):
+        self.next_section("外推")
+        pal = self.palette
+        scale = CFG.target_context / CFG.train_context
+        self.show_title(f"训练 {CFG.train_context // 1024}K，要用 {CFG.target_context // 1024}K")
+        d = CFG.head_dim
+        theta = rope_frequencies(d, CFG.base)
+        methods = {
+            "PI": interpolated_frequencies(d, CFG.base, scale),
+            "NTK": rope_frequencies(d, ntk_scaled_base(CFG.base, scale, d)),
+            "YaRN": yarn_frequencies(d, CFG.base, scale, CFG.train_context),
+        }
+        # Bar height: how many times slower pair i turns, log2(θ / θ'), 0 (unchanged) … log2(scale).
+        squeeze = {name: np.log2(theta / f) for name, f in methods.items()}
+        self.show_number("scale", scale)
+        self.show_number("squeeze_log2", {k: v.tolist() for k, v in squeeze.items()})
+        pairs = np.arange(d // 2)
+        top = float(np.log2(scale))
+        chart = Chart(
+            self.layout.figure,
+            AxisSpec(-1, d // 2, [(float(i), f"{i}") for i in range(0, d // 2 + 1, 16)], "第 i 对（快 → 慢）"),
+            AxisSpec(0, top, [(float(v), f"÷{2 ** v}") for v in range(0, int(top) + 1)], "转速变慢几倍"),
+        )
+        bars = chart.bars(pairs, np.zeros_like(pairs, dtype=float), pal.query)
+        self.play(FadeIn(chart), FadeIn(bars), run_time=theme.QUICK)
+        self.say(f"原始 RoPE：{d // 2} 对都不变")
+        captions = {
+            "PI": f"PI：全部 ÷{scale:g}\n近处的字挤成一团",
+            "NTK": "NTK：改 base\n快针几乎不动，慢针 ÷32",
+            "YaRN": "YaRN：快针不动，慢针插值\n中间线性过渡",
+        }
+        colors = {"PI": pal.warning, "NTK": pal.key, "YaRN": pal.value}
+        for name in methods:
+            new = chart.bars(pairs, squeeze[name], colors[name])
+            self.play(Transform(bars, new), run_time=theme.BEAT)
+            self.say(captions[name].replace("32", f"{scale:g}"), color=colors[name])
+            self.wait(theme.HOLD)
+        low, high = yarn_correction_range(d, CFG.base, CFG.train_context)
+        self.show_number("yarn_range", (low, high))
+        bounds = VGroup(*(chart.vline(i, pal.accent) for i in (low, high)))
+        bound_labels = VGroup(*(zh(f"{i}", "label", color=pal.accent).next_to(chart.c2p(i, top), UP, buff=0.08)
+                                for i in (low, high)))
+        factor = yarn_attention_factor(scale)
+        self.show_number("yarn_attention_factor", factor)
+        self.play(Create(bounds), FadeIn(bound_labels), run_time=theme.BEAT)
+        self.say(f"再把注意力放大 {factor:.2f} 倍\n0.1·ln s + 1", color=pal.value, hold=True)
+        self.wait(theme.HOLD)
+        self.clear_stage()

@@ -1,0 +1,143 @@
+"""A chart sized to a layout region: axes, ticks and labels made with ``shared.text`` (no LaTeX), linear or log axes.
+
+Charts draw data, never invent it: pass arrays from ``shared.math`` or a run log and map them with :meth:`Chart.c2p`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from manim import DOWN, LEFT, RIGHT, UP, Line, Rectangle, VGroup, VMobject
+
+from shared import theme
+from shared.layout import Region, current_layout
+from shared.text import zh
+
+
+@dataclass(frozen=True)
+class AxisSpec:
+    """One axis: its data range, its ticks (value, label) and a title; ``log`` maps data with log10."""
+
+    low: float
+    high: float
+    ticks: Sequence[tuple[float, str]] = ()
+    title: str = ""
+    log: bool = False
+
+    def unit(self, value) -> np.ndarray:
+        """Data value(s) → 0..1 along the axis."""
+        value = np.asarray(value, dtype=float)
+        if self.log:
+            return (np.log10(value) - np.log10(self.low)) / (np.log10(self.high) - np.log10(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+
+class Chart(VGroup):
+    """Axes in ``region`` with tick labels and axis titles, leaving room for the labels inside the region.
+
+    Parameters
+    ----------
+    region
+        Where the whole chart (labels included) must fit.
+    x, y
+        The axes.
+    """
+
+    def __init__(self, region: Region, x: AxisSpec, y: AxisSpec, **kwargs):
+        super().__init__(**kwargs)
+        self.x_spec, self.y_spec = x, y
+        pal = theme.palette()
+        em = current_layout().text_em("label")
+        self.label_em = em
+        tick_len = 0.35 * em
+        y_labels = [zh(text, "label", color=pal.muted) for _, text in y.ticks]
+        x_labels = [zh(text, "label", color=pal.muted) for _, text in x.ticks]
+        y_title = zh(y.title, "label", color=pal.muted) if y.title else None
+        x_title = zh(x.title, "label", color=pal.muted) if x.title else None
+        # The plot box: the region less room for tick labels (left, bottom) and titles (top, bottom).
+        left_room = (max((m.width for m in y_labels), default=0) + tick_len + 0.3 * em)
+        bottom_room = (em * 1.3 if x_labels else 0) + (em * 1.4 if x_title else 0) + tick_len
+        top_room = em * 1.5 if y_title else 0.2 * em
+        right_room = max((m.width for m in x_labels[-1:]), default=0) / 2 + 0.1 * em
+        self.box = Region(region.left + left_room, region.right - right_room, region.bottom + bottom_room,
+                          region.top - top_room)
+        b = self.box
+        stroke = dict(color=pal.muted, stroke_width=theme.STROKE_THIN)
+        self.axes = VGroup(Line([b.left, b.bottom, 0], [b.right, b.bottom, 0], **stroke),
+                           Line([b.left, b.bottom, 0], [b.left, b.top, 0], **stroke))
+        ticks, labels = VGroup(), VGroup()
+        for (value, _), label in zip(x.ticks, x_labels):
+            p = self.c2p(value, y.low)
+            ticks.add(Line(p, p + DOWN * tick_len, **stroke))
+            labels.add(label.next_to(p + DOWN * tick_len, DOWN, buff=0.15 * em))
+        for (value, _), label in zip(y.ticks, y_labels):
+            p = self.c2p(x.low, value)
+            ticks.add(Line(p, p + LEFT * tick_len, **stroke))
+            labels.add(label.next_to(p + LEFT * tick_len, LEFT, buff=0.15 * em))
+        self.ticks, self.tick_labels = ticks, labels
+        self.add(self.axes, ticks, labels)
+        if x_title:
+            x_title.move_to([b.center[0], region.bottom, 0], aligned_edge=DOWN)
+            self.x_title = x_title
+            self.add(x_title)
+        if y_title:
+            y_title.move_to([region.left, region.top, 0], aligned_edge=UP + LEFT)
+            self.y_title = y_title
+            self.add(y_title)
+
+    def c2p(self, x, y) -> np.ndarray:
+        """Data coordinates → frame point (works on scalars)."""
+        return self.box.point(float(self.x_spec.unit(x)), float(self.y_spec.unit(y)))
+
+    def points_for(self, xs, ys) -> np.ndarray:
+        """Data arrays → (n, 3) frame points."""
+        ux, uy = self.x_spec.unit(xs), self.y_spec.unit(ys)
+        b = self.box
+        return np.column_stack([b.left + ux * b.width, b.bottom + uy * b.height, np.zeros(len(ux))])
+
+    def polyline(self, xs, ys, color, stroke_width: float = theme.STROKE) -> VMobject:
+        """A line through the data points, left to right (draw it progressively with ``Create``)."""
+        line = VMobject().set_points_as_corners(self.points_for(xs, ys))
+        return line.set_stroke(color, stroke_width).set_fill(opacity=0)
+
+    def bars(self, xs, heights, color, width: float | None = None, baseline: float | None = None) -> VGroup:
+        """One rectangle per value, from ``baseline`` (default the y axis' low end) to the value."""
+        xs = np.asarray(xs, dtype=float)
+        baseline = self.y_spec.low if baseline is None else baseline
+        if width is None:
+            spacing = np.min(np.diff(self.points_for(xs, np.full(len(xs), baseline))[:, 0])) if len(xs) > 1 else 1
+            width = 0.75 * spacing
+        group = VGroup()
+        for x, h in zip(xs, heights):
+            base, top = self.c2p(x, baseline), self.c2p(x, h)
+            height = max(abs(top[1] - base[1]), 1e-3)
+            rect = Rectangle(width=width, height=height, stroke_width=0).set_fill(color, 0.9)
+            rect.move_to([base[0], (base[1] + top[1]) / 2, 0])
+            group.add(rect)
+        return group
+
+    def hline(self, y, color, dashed: bool = True) -> VMobject:
+        from manim import DashedLine
+
+        a, b = self.c2p(self.x_spec.low, y), self.c2p(self.x_spec.high, y)
+        cls = DashedLine if dashed else Line
+        return cls(a, b, color=color, stroke_width=theme.STROKE_THIN)
+
+    def vline(self, x, color, dashed: bool = True) -> VMobject:
+        from manim import DashedLine
+
+        a, b = self.c2p(x, self.y_spec.low), self.c2p(x, self.y_spec.high)
+        cls = DashedLine if dashed else Line
+        return cls(a, b, color=color, stroke_width=theme.STROKE_THIN)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high] (1-2-5 steps), for labelling data ranges that come from data."""
+    span = high - low
+    raw = span / max(count - 1, 1)
+    magnitude = 10 ** np.floor(np.log10(raw))
+    step = min((s * magnitude for s in (1, 2, 2.5, 5, 10) if s * magnitude >= raw), default=raw)
+    start = np.ceil(low / step - 1e-9) * step
+    return [float(v) for v in np.arange(start, high + step * 1e-6, step)]
