@@ -77,7 +77,8 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>GIF 预览 · {count} 个</title>
 <style>
-  body {{ margin: 0; background: #ededed; font: 15px/1.6 -apple-system, "PingFang SC", "Noto Sans CJK SC", sans-serif; }}
+  @font-face {{ font-family: "Explainer Sans SC"; src: local("PingFang SC"), local("Noto Sans CJK SC"), url("{font}"); }}
+  body {{ margin: 0; background: #ededed; font: 15px/1.6 -apple-system, "PingFang SC", "Explainer Sans SC", sans-serif; }}
   .phone {{ width: {column}px; margin: 0 auto; background: #fff; min-height: 100vh; }}
   article {{ padding: 12px {padding}px 32px; }}
   h1 {{ font-size: 20px; margin: 8px 0 4px; color: #1f2328; }}
@@ -149,7 +150,9 @@ def render_page(items: list[GalleryItem], page_dir: Path) -> str:
     over = sum(1 for item in items if item.warnings)
     summary = f"{over} 个超出预算。" if over else ("全部在预算内。" if items else "")
     body = "\n".join(figures) or '<p class="empty">还没有导出的 GIF：先运行 <code>explainer gif SCENE</code>。</p>'
-    return PAGE.format(count=len(items), column=COLUMN_CSS_PX, padding=ARTICLE_PADDING_CSS_PX,
+    from shared.text import FONT_FILES
+
+    return PAGE.format(font=_url(FONT_FILES["regular"], page_dir), count=len(items), column=COLUMN_CSS_PX, padding=ARTICLE_PADDING_CSS_PX,
                        content=COLUMN_CSS_PX - 2 * ARTICLE_PADDING_CSS_PX, summary=summary, figures=body)
 
 

@@ -280,32 +280,40 @@ def fit_section(encoder: SectionEncoder, budget: GifBudget, section_name: str, d
             f"self.next_section(...) into parts of at most {budget.max_frames / slowest:.0f} s, or lower --fps-min."
         )
     widths = budget.widths()
-    cheapest = Candidate(widths[-1], rates[-1], budget.colours[-1])
+    candidates = [Candidate(w, f, c) for w in widths for f in rates for c in budget.colours]
     trials = 0
-    measured, path = encoder.trial(cheapest)
+
+    def fits(measured: Measured) -> bool:
+        return measured.bytes <= budget.max_bytes and measured.psnr_db >= budget.min_psnr
+
+    # Best first; when that is too big, the cheapest tells at once whether any candidate can fit.
+    measured, path = encoder.trial(candidates[0])
     trials += 1
-    if measured.bytes > budget.max_bytes:
+    if fits(measured):
+        return measured, path, trials
+    cheapest, cheapest_path = encoder.trial(candidates[-1])
+    trials += 1
+    if cheapest.bytes > budget.max_bytes:
         raise BudgetError(
             f"Section {section_name!r} ({duration_s:.1f} s) cannot fit {budget.max_mb:g} MB: even the smallest try "
-            f"({cheapest.describe()}) is {measured.bytes / MB:.2f} MB with {measured.frames} frames. Shorten the "
+            f"({candidates[-1].describe()}) is {cheapest.bytes / MB:.2f} MB with {cheapest.frames} frames. Shorten the "
             f"section or split it, simplify what moves (fewer moving or gradient-filled shapes), or raise --max-mb "
             f"(WeChat's hard cap is {HARD_CAP_MB:g} MB)."
         )
-    best_psnr = measured
-    for width in widths:
-        for fps in rates:
-            for colours in budget.colours:
-                candidate = Candidate(width, fps, colours)
-                measured, path = encoder.trial(candidate)
-                trials += 1
-                if log:
-                    log(f"  {section_name}: {measured.describe()}")
-                if measured.psnr_db > best_psnr.psnr_db:
-                    best_psnr = measured
-                if measured.bytes <= budget.max_bytes and measured.psnr_db >= budget.min_psnr:
-                    return measured, path, trials
-                if measured.psnr_db < budget.min_psnr:
-                    break  # fewer colours only lower PSNR further
+    best_psnr = max((measured, cheapest), key=lambda m: m.psnr_db)
+    skip_width_fps = set()
+    for candidate in candidates[1:]:
+        if (candidate.width, candidate.fps) in skip_width_fps:
+            continue
+        measured, path = encoder.trial(candidate)
+        trials += 1
+        if log:
+            log(f"  {section_name}: {measured.describe()}")
+        best_psnr = max((best_psnr, measured), key=lambda m: m.psnr_db)
+        if fits(measured):
+            return measured, path, trials
+        if measured.psnr_db < budget.min_psnr:
+            skip_width_fps.add((candidate.width, candidate.fps))  # fewer colours only lower PSNR further
     raise BudgetError(
         f"Section {section_name!r} ({duration_s:.1f} s) fits {budget.max_mb:g} MB only below the PSNR floor of "
         f"{budget.min_psnr:g} dB: the best PSNR reached was {best_psnr.psnr_db:.1f} dB ({best_psnr.describe()}). "

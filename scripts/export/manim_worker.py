@@ -4,7 +4,7 @@
 three additions, all inside this subprocess:
 
 - the scene's record (sections with start/end in seconds, frames and play numbers; numbers shown with
-  ``show_number``) is written as JSON to ``$EXPLAINER_RECORD`` at the end of every section;
+  ``show_number``) is written as JSON to ``$EXPLAINER_RECORD`` when the scene ends;
 - ``--format png-sequence`` gets one PNG per frame of the timeline: manim 0.22 writes a single PNG for a held frame
   (``self.wait(2)`` gives one file, not 2 s of frames), so the repeats are added as hard links;
 - with ``$EXPLAINER_PROGRESS`` set, a line ``@@progress <frames>`` goes to stdout as frames are written.
@@ -76,21 +76,14 @@ def install_hooks(record_path: str | None, progress: bool) -> None:
 
     SceneFileWriter.write_frame = write_frame
 
-    original_next_section = ExplainerScene.next_section
-
-    def next_section(self, name: str = "unnamed", *args, **kwargs):
-        original_next_section(self, name, *args, **kwargs)
-        state["marks"].append({"start_frame": state["frames"], "first_play": self.renderer.num_plays})
-
-    ExplainerScene.next_section = next_section
-
-    def save_record(scene, section_name: str) -> None:
+    def close_section(scene) -> None:
         marks = state["marks"]
-        marks[len(scene.record.sections) - 1].update(
-            end_frame=state["frames"], end_play=scene.renderer.num_plays
-        )
+        if marks and "end_frame" not in marks[-1]:
+            marks[-1].update(end_frame=state["frames"], end_play=scene.renderer.num_plays)
+
+    def save_record(scene) -> None:
         sections = []
-        for section, mark in zip(scene.record.sections, marks):
+        for section, mark in zip(scene.record.sections, state["marks"]):
             sections.append({"name": section.name, "start": section.start, "end": section.end, **mark})
         record = {
             "scene": type(scene).__name__,
@@ -109,7 +102,24 @@ def install_hooks(record_path: str | None, progress: bool) -> None:
         if record_path:
             write_json_atomic(record_path, record)
 
-    ExplainerScene.section_end_hooks = [*ExplainerScene.section_end_hooks, save_record]
+    # Wrap the two public methods that bound sections, so nothing depends on ExplainerScene's hook lists.
+    original_next_section = ExplainerScene.next_section
+
+    def next_section(self, name: str = "unnamed", *args, **kwargs):
+        close_section(self)
+        original_next_section(self, name, *args, **kwargs)
+        state["marks"].append({"start_frame": state["frames"], "first_play": self.renderer.num_plays})
+
+    ExplainerScene.next_section = next_section
+
+    original_tear_down = ExplainerScene.tear_down
+
+    def tear_down(self):
+        original_tear_down(self)
+        close_section(self)
+        save_record(self)
+
+    ExplainerScene.tear_down = tear_down
 
 
 def main() -> None:

@@ -255,9 +255,12 @@ class _progress:
 
 
 def probe(scene: SceneRef, theme: str = "dark", console=None) -> dict:
-    """The scene's record without rendering frames: sections (name, start, end in seconds) and numbers."""
+    """The scene's record without rendering frames: sections (name, start, end in seconds) and numbers.
+
+    Sections do not depend on the theme, so every theme shares the dark probe.
+    """
     width, height = PROBE_SIZE
-    spec = RenderSpec(scene, theme, "16:9", width, height, 15.0, "probe")
+    spec = RenderSpec(scene, "dark", "16:9", width, height, 15.0, "probe")
     return render(spec, console=console).record
 
 

@@ -84,8 +84,10 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
 
     default_name = f"{slug(scene.topic)}-short-{theme}.mp4"
     out = Path(out) if out else media_root() / "shorts" / default_name
-    if out.suffix.lower() != ".mp4":
-        out = out / default_name if out.is_dir() or not out.suffix else out.with_suffix(".mp4")
+    if out.is_dir() or not out.suffix:
+        out = out / default_name
+    elif out.suffix.lower() != ".mp4":
+        raise ExportError(f"--out {out}: give a .mp4 file name or a folder.")
     for path in [scene.path, *inputs]:
         if _same_file(path, out):
             raise ExportError(f"--out {out} is one of the inputs; choose another file name (inputs are never overwritten).")

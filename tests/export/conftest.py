@@ -1,0 +1,75 @@
+"""Shared fixtures for the export tests: a private media folder for the whole session (renders are cached there and
+reused across tests), the CLI runner, synthetic audio, and the fixture scene's expected timing."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURE_SCENE = ROOT / "tests" / "fixtures" / "export_fixture.py"
+sys.path.insert(0, str(Path(__file__).parent))  # synth.py
+
+from scripts.export import MEDIA_ENV  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: renders at 1080×1920 or runs a browser (seconds, not milliseconds)")
+
+
+def expected_section_seconds() -> list[float]:
+    """The fixture's section lengths, from its own config and the theme's timing constants (not from a render)."""
+    from shared import theme
+
+    step = theme.BEAT
+    return [2 * step, theme.QUICK + step, theme.QUICK + step]
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("media")
+    previous = os.environ.get(MEDIA_ENV)
+    os.environ[MEDIA_ENV] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop(MEDIA_ENV, None)
+    else:
+        os.environ[MEDIA_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def cli(media):
+    """Run ``explainer ARGS...`` in-process; returns click's Result (exit_code, output)."""
+    from scripts.cli import main
+
+    def run(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def audio(tmp_path_factory):
+    """Synthetic narration per section (1.2 s, 3.0 s, 2.5 s; named by number, number-name and name), music, a long
+    single narration track and a corrupt file."""
+    from synth import corrupt, music, speech
+
+    folder = tmp_path_factory.mktemp("audio")
+    narration = folder / "narration"
+    narration.mkdir()
+    speech(narration / "01.wav", 1.2, seed=1)
+    speech(narration / "2-旋转.wav", 3.0, seed=2)
+    speech(narration / "结论.wav", 2.5, seed=3)
+    (narration / "notes.txt").write_text("not audio: ignored\n")
+    return {
+        "narration_dir": narration,
+        "narration_seconds": [1.2, 3.0, 2.5],
+        "bgm": music(folder / "bgm.wav", 2.0),
+        "long_track": speech(folder / "track.wav", 6.2, seed=4),
+        "long_track_seconds": 6.2,
+        "corrupt": corrupt(folder / "corrupt.wav"),
+    }
