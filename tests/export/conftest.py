@@ -73,3 +73,20 @@ def audio(tmp_path_factory):
         "long_track_seconds": 6.2,
         "corrupt": corrupt(folder / "corrupt.wav"),
     }
+
+
+@pytest.fixture(scope="session")
+def dark_gifs(cli, media):
+    """`explainer gif` of the fixture, dark theme, default budget."""
+    out = media / "gifs" / "dark"
+    result = cli("gif", FIXTURE_SCENE, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def light_gifs(cli, media):
+    out = media / "gifs" / "light"
+    result = cli("gif", FIXTURE_SCENE, "--theme", "light", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out

@@ -19,22 +19,6 @@ from scripts.export.scenes import resolve_scene
 WIDTH, HEIGHT = 720, 405  # DESIGN §5: 720 px wide; 16:9
 
 
-@pytest.fixture(scope="session")
-def dark_gifs(cli, media):
-    out = media / "gifs" / "dark"
-    result = cli("gif", FIXTURE_SCENE, "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
-@pytest.fixture(scope="session")
-def light_gifs(cli, media):
-    out = media / "gifs" / "light"
-    result = cli("gif", FIXTURE_SCENE, "--theme", "light", "--out", out)
-    assert result.exit_code == 0, result.output
-    return out
-
-
 def manifests(folder):
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
 

@@ -1,0 +1,66 @@
+"""`explainer cover` (exact sizes, letterbox without cropping) and `explainer render` (size, codec, light theme)."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FIXTURE_SCENE
+from scripts.export.cover import letterbox
+from shared.theme import DARK, LIGHT
+
+pytestmark = pytest.mark.slow
+
+
+def rgb(hex_colour):
+    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+@pytest.fixture(scope="session")
+def covers(cli, media):
+    out = media / "covers"
+    result = cli("cover", FIXTURE_SCENE, "--section", "旋转", "--at", "1.0", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_cover_sizes(covers):
+    assert Image.open(covers / "export_fixture-cover-9x16.png").size == (1080, 1920)
+    assert Image.open(covers / "export_fixture-cover-16x10.png").size == (1146, 717)
+
+
+def test_landscape_cover_is_letterboxed_not_cropped(covers):
+    pixels = np.asarray(Image.open(covers / "export_fixture-cover-16x10.png").convert("RGB")).astype(int)
+    band = (717 - round(1146 * 9 / 16)) // 2  # 16:9 at 1146 px is 645 rows: 36 rows above and below
+    background = rgb(DARK.background)
+    assert np.all(pixels[:band] == background) and np.all(pixels[-band:] == background)
+    content = pixels[band:-band]
+    assert np.any(np.abs(content - background).sum(axis=2) > 60)  # the scene is there
+
+
+def test_cover_time_outside_section(cli, media, tmp_path):
+    result = cli("cover", FIXTURE_SCENE, "--section", "2", "--at", "9", "--out", tmp_path)
+    assert result.exit_code != 0 and "lasts 1.50 s" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_letterbox_refuses_to_crop():
+    from scripts.export import ExportError
+
+    with pytest.raises(ExportError, match="without cropping"):
+        letterbox(Image.new("RGB", (1200, 700)), (1146, 717), "#000000")
+
+
+def test_render_portrait_light(cli, media):
+    out = media / "renders" / "portrait-light.mp4"
+    result = cli("render", FIXTURE_SCENE, "--quality", "l", "--aspect", "9:16", "--theme", "light", "--out", out)
+    assert result.exit_code == 0, result.output
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (480, 854)
+        assert float(stream.average_rate) == pytest.approx(15, rel=1e-3)  # manim's own mux
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    corner = first[:20, :20].reshape(-1, 3).mean(axis=0)
+    assert np.allclose(corner, rgb(LIGHT.background), atol=3)  # a white page, not the dark theme
