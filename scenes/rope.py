@@ -61,7 +61,7 @@ class RoPEConfig:
     toy_dim: int = 4  # d of the 狗咬人 toy attention (random embeddings and projections)
     toy_seed: int = 0
     toy_words: tuple[str, ...] = ("狗", "咬", "人")
-    clock_dim: int = 16  # 8 pairs → 8 clocks
+    clock_dim: int = 8  # 4 pairs → 4 clocks, θ = 1, 0.1, 0.01, 0.001
     clock_last_position: int = 40  # m runs 0 → 40
     dot_dim: int = 8  # q, k for the relative-position demo
     dot_seed: int = 3
@@ -120,26 +120,34 @@ class RoPERotation(ExplainerScene):
         rows = [TokenRow(s) for s in sentences]
         for row, sentence in zip(rows, sentences):
             row[sentence.index(dog)][0].set_stroke(pal.query, theme.STROKE)
-        outputs = [zh(f"“{dog}”的输出\n{fmt_vector(p)}", "body", color=pal.query) for p in plain]
-        pairs = [VGroup(r, o).arrange(DOWN if self.is_portrait else RIGHT, buff=0.4) for r, o in zip(rows, outputs)]
-        for pair in pairs:  # line up tokens and outputs in columns
-            pair[1].align_to(pairs[0][1], LEFT)
-        block = VGroup(*pairs).arrange(DOWN, buff=0.6, aligned_edge=LEFT)
-        self.layout.figure.fit(block)
-        note = zh(f"随机 embedding 和权重，d = {CFG.toy_dim}，单头", "small", color=pal.muted)
-        self.layout.figure.place(note, align="bottom")
+        header = zh(f"“{dog}”的输出", "body", color=pal.query)
+        outputs = [zh(fmt_vector(p), "label", color=pal.query) for p in plain]
+        content, note_area = self.layout.figure.rows([0.85, 0.15], gap=0.1)
+        if self.is_portrait:  # token row, then its output below it
+            block = VGroup(header, *[VGroup(r, o).arrange(DOWN, buff=0.25) for r, o in zip(rows, outputs)])
+            block.arrange(DOWN, buff=0.5)
+        else:  # token rows on the left, outputs in a column on the right
+            left = VGroup(*rows).arrange(DOWN, buff=0.6)
+            right = VGroup(*outputs).arrange(DOWN, buff=0.6, aligned_edge=LEFT)
+            for row, out in zip(rows, outputs):
+                out.match_y(row)
+            block = VGroup(left, right).arrange(RIGHT, buff=1.0)
+            header.next_to(right, UP, buff=0.5, aligned_edge=LEFT)
+            block.add(header)
+        content.fit(block, max_grow=1.5)
+        note = note_area.place(zh(f"随机 embedding 和权重，d = {CFG.toy_dim}，单头", "small", color=pal.muted))
 
         self.play(*[FadeIn(r, shift=0.2 * DOWN) for r in rows], FadeIn(note), run_time=theme.BEAT)
         self.say("词序反了，意思全变")
         self.wait(theme.HOLD)
-        self.play(*[FadeIn(o) for o in outputs], run_time=theme.BEAT)
+        self.play(FadeIn(header), *[FadeIn(o) for o in outputs], run_time=theme.BEAT)
         self.say("没有位置：“狗”的输出\n一模一样", color=pal.warning)
         self.play(*[Indicate(o, color=pal.warning, scale_factor=1.05) for o in outputs], run_time=theme.SLOW)
         self.wait(theme.HOLD)
-        with_rope = [zh(f"加 RoPE 后\n{fmt_vector(r)}", "body", color=pal.value) for r in rotated]
-        for new, old in zip(with_rope, outputs):
-            new.move_to(old, aligned_edge=LEFT)
-        self.play(*[Transform(o, n) for o, n in zip(outputs, with_rope)], run_time=theme.BEAT)
+        with_rope = [zh(fmt_vector(r), "label", color=pal.value).move_to(o) for r, o in zip(rotated, outputs)]
+        rope_header = zh(f"加 RoPE 后“{dog}”的输出", "body", color=pal.value).move_to(header)
+        self.play(Transform(header, rope_header), *[Transform(o, n) for o, n in zip(outputs, with_rope)],
+                  run_time=theme.BEAT)
         self.say(f"加上 RoPE：不一样了\n最大相差 {gap:.2f}", color=pal.value, hold=True)
         self.wait(theme.HOLD)
         self.clear_stage()
@@ -159,7 +167,7 @@ class RoPERotation(ExplainerScene):
 
         # Sinusoidal: x + PE(m); with d = 2, PE(m) = (sin m, cos m) (Vaswani et al. §3.5).
         m_add = 2
-        x = np.array([1.0, 0.4])
+        x = np.array([0.8, 0.9])
         pe = np.array([np.sin(m_add), np.cos(m_add)])
         tips = np.array([[0, 0], x, x + pe])
         scale = 0.85 * min(planes[0].width / np.ptp(tips[:, 0]), planes[0].height / np.ptp(tips[:, 1]), planes[1].width /
@@ -171,7 +179,7 @@ class RoPERotation(ExplainerScene):
         add_sum = Arrow(origin_l, to_l(x + pe), buff=0, color=pal.value)
         add_head = heads[0].place(zh("Sinusoidal：加上去", "body"), align="left")
         add_text = VGroup(
-            formula(f'x + "PE"({m_add})', "body", color=pal.value),
+            formula(f'x + "PE"({m_add})', "label", color=pal.value),
             zh(f"长度 {np.linalg.norm(x):.2f}\n→ {np.linalg.norm(x + pe):.2f}", "label", color=pal.muted),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         notes[0].place(add_text, align="left")
@@ -218,18 +226,18 @@ class RoPERotation(ExplainerScene):
         theta = rope_frequencies(CFG.clock_dim, CFG.base)
         self.show_number("clock_theta", theta.tolist())
         m = ValueTracker(0)
-        top, grid_area = self.layout.figure.rows([0.12, 0.88], gap=0.1)
-        rows, cols = (4, 2) if self.is_portrait else (2, 4)
-        cells = [c for r in grid_area.rows(rows, gap=0.15) for c in r.cols(cols, gap=0.2)]
+        top, grid_area = self.layout.figure.rows([0.14, 0.86], gap=0.1)
+        rows, cols = (2, 2) if self.is_portrait else (1, 4)
+        cells = [c for r in grid_area.rows(rows, gap=0.25) for c in r.cols(cols, gap=0.3)]
         label_em = self.layout.text_em("label")
         clocks = VGroup()
         for i, (cell, th) in enumerate(zip(cells, theta)):
-            radius = min(cell.width, cell.height - 1.6 * label_em) / 2 * 0.92
+            radius = min(cell.width, cell.height - 1.8 * label_em) / 2 * 0.92
             color = pal.query if i < len(theta) // 2 else pal.key
             clock = Clock(radius, lambda i=i: float(rope_angles([m.get_value()], CFG.clock_dim, CFG.base)[0, i]), color)
             clock.move_to(cell.point(0.5, 1) + DOWN * (radius + 0.05))
             label = zh(f"θ{i} = {th:.3g}", "label", color=pal.muted)
-            label.next_to(clock, DOWN, buff=0.12)
+            label.next_to(clock, DOWN, buff=0.15)
             clocks.add(VGroup(clock, label))
         counter = LiveNumber(m.get_value, "m = {:.0f}", "body", color=pal.accent)
         top.place(counter, align="left")
@@ -240,13 +248,11 @@ class RoPERotation(ExplainerScene):
         self.say("快针：分辨近处的字", color=pal.query)
         self.play(m.animate.set_value(CFG.clock_last_position), run_time=4, rate_func=linear)
         self.say("慢针：分辨远处的字", color=pal.key, hold=True)
+        self.say(f"真实模型 d = {CFG.head_dim}\n就是 {CFG.head_dim // 2} 个时钟")
         last_angle = CFG.clock_last_position * theta[-1]
         self.show_number("slowest_hand_angle_rad", last_angle)
-        note = zh(f"m = {CFG.clock_last_position}：最慢的针只转了 {np.degrees(last_angle):.2f}°", "label",
-                  color=pal.muted)
-        top.place(note, align="right")
-        self.play(FadeIn(note), run_time=theme.QUICK)
-        self.wait(theme.HOLD)
+        self.say(f"走了 {CFG.clock_last_position} 步，最慢的针\n只转了 {np.degrees(last_angle):.2f}°", color=pal.key,
+                 hold=True)
         for group in clocks:
             group[0].hand.clear_updaters()
         self.clear_stage()
@@ -267,7 +273,7 @@ class RoPERotation(ExplainerScene):
                                                                                      CFG.base)[0])
 
         plane, readout_area = self.layout.panels(2, weights=[1.1, 0.9])
-        radius = min(plane.width, plane.height) * 0.33
+        radius = min(plane.width, plane.height) * 0.4
         center = plane.center
         dial = Circle(radius=radius, color=pal.grid, stroke_width=theme.STROKE_THIN).move_to(center)
 
@@ -281,22 +287,27 @@ class RoPERotation(ExplainerScene):
         k_tag = zh("k", "label", color=pal.key)
         q_tag.add_updater(lambda t: t.move_to(center + 1.14 * (q_arrow.get_end() - center)))
         k_tag.add_updater(lambda t: t.move_to(center + 1.14 * (k_arrow.get_end() - center)))
-        pair_note = zh("画的是第 0 对（θ0 = 1）", "label", color=pal.muted)
-        plane.place(pair_note, align="bottom")
 
         readouts = VGroup(
             LiveNumber(m.get_value, "m = {:.1f}", "body", color=pal.query),
             LiveNumber(n.get_value, "n = {:.1f}", "body", color=pal.key),
             LiveNumber(lambda: n.get_value() - m.get_value(), "n − m = {:.1f}", "body", color=pal.text),
             LiveNumber(dot, "q·k = {:.4f}", "body", color=pal.accent),
-        ).arrange(DOWN, aligned_edge=LEFT, buff=0.35)
-        readout_area.place(readouts, align="left" if not self.is_portrait else "center")
-        d_note = zh(f"d = {CFG.dot_dim}，q、k 随机", "label", color=pal.muted)
-        d_note.next_to(readouts, DOWN, aligned_edge=LEFT, buff=0.35)
+        )
+        if self.is_portrait:
+            readouts.arrange_in_grid(rows=2, cols=2, buff=(0.6, 0.3), col_alignments="ll")
+        else:
+            readouts.arrange(DOWN, aligned_edge=LEFT, buff=0.35)
+        notes = VGroup(
+            zh(f"d = {CFG.dot_dim}，q、k 随机", "small", color=pal.muted),
+            zh("圆上画的是第 0 对（θ0 = 1）", "small", color=pal.muted),
+        ).arrange(DOWN, aligned_edge=LEFT, buff=0.15)
+        notes.next_to(readouts, DOWN, aligned_edge=LEFT, buff=0.35)
+        readout_area.fit(VGroup(readouts, notes), align="left" if not self.is_portrait else "center")
 
         start_dot = self.show_number("dot_at_start", dot())
         self.play(Create(dial), GrowArrow(q_arrow), GrowArrow(k_arrow), FadeIn(q_tag), FadeIn(k_tag),
-                  FadeIn(readouts), FadeIn(pair_note), FadeIn(d_note), run_time=theme.BEAT)
+                  FadeIn(readouts), FadeIn(notes), run_time=theme.BEAT)
         self.say("q 在位置 m，k 在位置 n")
         self.play(m.animate.set_value(m0 + CFG.dot_shift), n.animate.set_value(n0 + CFG.dot_shift), run_time=4,
                   rate_func=linear)

@@ -104,8 +104,9 @@ def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, qua
     """Run ``scene_class`` without rendering frames, in ``aspect``; return ``(record, problems)``.
 
     ``record`` is the scene's :class:`shared.scene.SceneRecord` (sections with durations, numbers shown);
-    ``problems`` maps each section name to :func:`layout_problems` of its last frame, plus a problem for every
-    section longer than ``theme.MAX_SECTION_SECONDS``.
+    ``problems`` maps each section name to the distinct :func:`layout_problems` found on any of its settled frames
+    (after every play/wait, so the end of each section is included), plus one for a section longer than
+    ``theme.MAX_SECTION_SECONDS``.
     """
     from manim import tempconfig
 
@@ -116,14 +117,14 @@ def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, qua
     problems: dict[str, list[str]] = {}
 
     def check(scene, section_name):
-        found = layout_problems(scene.mobjects, scene.layout) if check_layout else []
-        section = scene.record.sections[-1]
-        if section.duration is not None and section.duration > theme.MAX_SECTION_SECONDS + 1e-6:
-            found.append(f"lasts {section.duration:.1f} s; a section is at most {theme.MAX_SECTION_SECONDS:g} s")
-        problems[section_name] = found
+        found = problems.setdefault(section_name, [])
+        for problem in layout_problems(scene.mobjects, scene.layout):
+            if problem not in found:
+                found.append(problem)
 
-    hooks = ExplainerScene.section_end_hooks
-    ExplainerScene.section_end_hooks = [*hooks, check]
+    hooks = ExplainerScene.frame_hooks
+    if check_layout:
+        ExplainerScene.frame_hooks = [*hooks, check]
     settings = {"dry_run": True, "pixel_width": width, "pixel_height": height, "frame_rate": 15,
                 "verbosity": "WARNING", "progress_bar": "none"}
     try:
@@ -131,5 +132,9 @@ def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, qua
             scene = scene_class()
             scene.render()
     finally:
-        ExplainerScene.section_end_hooks = hooks
+        ExplainerScene.frame_hooks = hooks
+    for section in scene.record.sections:
+        found = problems.setdefault(section.name, [])
+        if section.duration is not None and section.duration > theme.MAX_SECTION_SECONDS + 1e-6:
+            found.append(f"lasts {section.duration:.1f} s; a section is at most {theme.MAX_SECTION_SECONDS:g} s")
     return scene.record, problems

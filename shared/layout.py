@@ -145,16 +145,16 @@ class Region:
             left += wd + gap
         return regions
 
-    def fit(self, mobject, *, align: str = "center", grow: bool = False, buff: float = 0.0):
-        """Scale ``mobject`` down (or up, with ``grow``) to fit inside the box less ``buff``, then place it.
+    def fit(self, mobject, *, align: str = "center", max_grow: float = 1.0, buff: float = 0.0):
+        """Scale ``mobject`` down to fit inside the box less ``buff`` (or up, by at most ``max_grow``), then place it.
 
         ``align`` is ``center``, ``top``, ``bottom``, ``left`` or ``right``: which edge of the box it sits against.
         Returns the mobject.
         """
         box = self.inset(buff)
         if mobject.width > 0 and mobject.height > 0:
-            factor = min(box.width / mobject.width, box.height / mobject.height)
-            if factor < 1 or grow:
+            factor = min(box.width / mobject.width, box.height / mobject.height, max_grow)
+            if factor != 1:
                 mobject.scale(factor)
         return self.place(mobject, align=align, buff=buff)
 

@@ -289,3 +289,133 @@ def moe_claims(log: dict) -> dict:
         "device": log["provenance"]["device"],
         "wall_seconds": log["provenance"]["wall_seconds"],
     }
+
+
+# --- grokking runs (scripts/train_grokking.py → media/runs/grokking/NAME.json) ---------------------------------------
+
+from typing import NamedTuple  # noqa: E402  (kept inside this section, which is all this section's author edits)
+
+GROKKING_RUNS_DIR = RUNS_DIR / "grokking"
+# The exact command that wrote each committed grokking log (also in media/runs/grokking/README.md and in each log's
+# "command"). Run from the repository root.
+GROKKING_COMMANDS: dict[str, str] = {}
+GROKKING_REQUIRED = {
+    "top": ("command", "split", "snapshots"),
+    "config": ("operation", "p", "train_fraction", "model", "lr", "beta1", "beta2", "weight_decay", "warmup_steps",
+               "seed", "steps"),
+    "history": ("step", "train_loss", "test_loss", "train_acc", "test_acc", "weight_norm"),
+}
+GROKKING_SNAPSHOT_KEYS = ("step", "train_acc", "test_acc", "weight_norm", "embedding_fourier_power", "correct")
+# Phase boundaries (issue 4): memorised at train accuracy ≥ 99%, grokking under way at test accuracy ≥ 50%,
+# generalised at test accuracy ≥ 99%.
+MEMORIZED_TRAIN_ACC = 0.99
+GROKKING_TEST_ACC = 0.5
+GENERALIZED_TEST_ACC = 0.99
+
+
+class GrokkingPhases(NamedTuple):
+    """Logged steps at which a run crosses each phase boundary; None where it never does."""
+
+    memorized: int | None  # first step with train_acc ≥ MEMORIZED_TRAIN_ACC (end of 背诵)
+    grokking: int | None  # first step with test_acc ≥ GROKKING_TEST_ACC (the jump, 顿悟)
+    generalized: int | None  # first step with test_acc ≥ GENERALIZED_TEST_ACC
+
+
+def grokking_run_path(path_or_name: str | Path) -> Path:
+    """``"add_p59_wd1_seed0"`` → ``media/runs/grokking/add_p59_wd1_seed0.json``; a path (with a folder or ``.json``)
+    is taken as it is."""
+    text = str(path_or_name)
+    if "/" in text or text.endswith(".json"):
+        return Path(path_or_name)
+    return GROKKING_RUNS_DIR / f"{text}.json"
+
+
+def grokking_regenerate_command(path_or_name: str | Path) -> str:
+    """The command that writes this grokking log (for a name not committed: the trainer with that name)."""
+    name = grokking_run_path(path_or_name).stem
+    return GROKKING_COMMANDS.get(name, f"python -m scripts.train_grokking --name {name} [options as in its 'command']")
+
+
+def load_grokking_run(path_or_name: str | Path) -> dict:
+    """Load and validate a log written by ``scripts/train_grokking.py``.
+
+    Beyond :func:`load_run_log`'s checks: accuracies lie in [0, 1]; ``split["train"]`` and every snapshot's
+    ``correct`` are p rows of p '0'/'1' characters (row a, column b = the pair (a, b)); every snapshot has its step
+    in the history and a Fourier power spectrum of p//2 + 1 shares summing to 1.
+
+    Parameters
+    ----------
+    path_or_name
+        A committed run's name (``"add_p59_wd1_seed0"``) or a path to a log.
+
+    Raises
+    ------
+    RunLogError
+        Naming the file and the command that regenerates it.
+    """
+    path = grokking_run_path(path_or_name)
+    regenerate = grokking_regenerate_command(path)
+    log = load_run_log(path, regenerate=regenerate, required=GROKKING_REQUIRED)
+    p = log["config"]["p"]
+
+    def fail(message: str):
+        raise RunLogError(f"Run log {path}: {message}. Regenerate it with: {regenerate}")
+
+    def check_grid(rows, where: str):
+        if not isinstance(rows, list) or len(rows) != p or any(
+            not isinstance(r, str) or len(r) != p or set(r) - {"0", "1"} for r in rows
+        ):
+            fail(f"{where} must be {p} strings of {p} '0'/'1' characters")
+
+    for i, record in enumerate(log["history"]):
+        if not all(0.0 <= record[k] <= 1.0 for k in ("train_acc", "test_acc")):
+            fail(f"history[{i}] has an accuracy outside [0, 1]")
+    check_grid(log["split"].get("train") if isinstance(log["split"], dict) else None, "split.train")
+    logged = {r["step"] for r in log["history"]}
+    for i, snapshot in enumerate(log["snapshots"]):
+        missing = [k for k in GROKKING_SNAPSHOT_KEYS if k not in snapshot]
+        if missing:
+            fail(f"snapshots[{i}] lacks {', '.join(missing)}")
+        if snapshot["step"] not in logged:
+            fail(f"snapshots[{i}] is at step {snapshot['step']}, which the history does not log")
+        power = snapshot["embedding_fourier_power"]
+        if len(power) != p // 2 + 1 or abs(sum(power) - 1.0) > 1e-4:
+            fail(f"snapshots[{i}].embedding_fourier_power must hold {p // 2 + 1} shares summing to 1")
+        check_grid(snapshot["correct"], f"snapshots[{i}].correct")
+    return log
+
+
+def grokking_phase_steps(log: dict) -> GrokkingPhases:
+    """The phase boundaries of a grokking run, derived from its history (issue 4).
+
+    Returns
+    -------
+    GrokkingPhases
+        ``memorized``: first logged step with train accuracy ≥ 0.99; ``grokking``: first with test accuracy ≥ 0.5;
+        ``generalized``: first with test accuracy ≥ 0.99. None where the run never gets there. Steps are as precise
+        as the log's schedule (a record every ``log_every`` steps at most).
+    """
+
+    def first_step(key: str, threshold: float) -> int | None:
+        return next((r["step"] for r in log["history"] if r[key] >= threshold), None)
+
+    return GrokkingPhases(
+        memorized=first_step("train_acc", MEMORIZED_TRAIN_ACC),
+        grokking=first_step("test_acc", GROKKING_TEST_ACC),
+        generalized=first_step("test_acc", GENERALIZED_TEST_ACC),
+    )
+
+
+def grokking_grid(rows: list[str]):
+    """p '0'/'1' strings (a log's ``split["train"]`` or a snapshot's ``correct``) → numpy bool array (p, p)."""
+    import numpy as np
+
+    return np.array([[c == "1" for c in row] for row in rows], dtype=bool)
+
+
+def grokking_snapshot(log: dict, step: int) -> dict:
+    """The snapshot logged at ``step``; KeyError naming the steps that have one otherwise."""
+    for snapshot in log["snapshots"]:
+        if snapshot["step"] == step:
+            return snapshot
+    raise KeyError(f"no snapshot at step {step}; snapshots: {[s['step'] for s in log['snapshots']]}")

@@ -2,7 +2,8 @@
 
 It sizes the frame from the render's pixel size (so ``-r 1080,1920`` gives a real 9:16 frame), paints the theme's
 background, keeps a record of sections (name, start, duration) and of the numbers the scene shows, and runs
-``section_end_hooks`` when a section ends (tests use them to check the layout of every section's last frame).
+``frame_hooks`` on every settled frame: after each ``play``/``wait``, which includes the last frame of every section
+(tests use them for the layout check).
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ class SceneRecord:
 class ExplainerScene(Scene):
     """Base scene: aspect-aware frame, themed background, section and number bookkeeping."""
 
-    # Called as hook(scene, section_name) at the end of every section (including the last).
+    # Called as hook(scene, section_name) after every play() and wait(), on the frame the animation settled on.
+    frame_hooks: list[Callable[["ExplainerScene", str], None]] = []
+    # Called as hook(scene, section_name) when a section ends (the export tools save section records with it).
     section_end_hooks: list[Callable[["ExplainerScene", str], None]] = []
 
     def __init__(self, **kwargs):
@@ -68,10 +71,23 @@ class ExplainerScene(Scene):
 
     def _end_current_section(self) -> None:
         if self.record.sections and self.record.sections[-1].end is None:
-            current = self.record.sections[-1]
-            current.end = self.renderer.time
+            self.record.sections[-1].end = self.renderer.time
             for hook in type(self).section_end_hooks:
-                hook(self, current.name)
+                hook(self, self.record.sections[-1].name)
+
+    @property
+    def section_name(self) -> str:
+        return self.record.sections[-1].name if self.record.sections else ""
+
+    def play(self, *args, **kwargs):
+        super().play(*args, **kwargs)
+        for hook in type(self).frame_hooks:
+            hook(self, self.section_name)
+
+    def wait(self, *args, **kwargs):
+        super().wait(*args, **kwargs)
+        for hook in type(self).frame_hooks:
+            hook(self, self.section_name)
 
     def tear_down(self):
         self._end_current_section()
@@ -100,7 +116,10 @@ class ExplainerScene(Scene):
         caption = zh(text, "body", color=color) if isinstance(text, str) else text
         self.layout.caption.place(caption)
         old = getattr(self, "caption_mob", None)
-        self.play(*([FadeOut(old)] if old in self.mobjects else []), FadeIn(caption), run_time=run_time)
+        if old in self.mobjects:  # one after the other: two captions cross-fading in one place are unreadable
+            self.play(FadeOut(old), run_time=run_time / 2)
+            run_time /= 2
+        self.play(FadeIn(caption), run_time=run_time)
         self.caption_mob = caption
         if hold:
             self.wait(theme.reading_time(caption.source_text))

@@ -136,12 +136,13 @@ def _preamble(bold: bool) -> str:
     )
 
 
-def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int) -> VMobject:
+def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int, prose: bool | None = None) -> VMobject:
     mob.text_role = role
     mob.em_at_creation = em
     mob.width_at_creation = mob.width
     mob.source_text = source
-    mob.prose_lines = prose_lines if role in theme.PROSE_ROLES else 0
+    prose = role in theme.PROSE_ROLES if prose is None else prose
+    mob.prose_lines = prose_lines if prose else 0
     return mob
 
 
@@ -152,19 +153,19 @@ def _role_em(role: str) -> float:
 
 
 def _check_line_lengths(text: str, role: str) -> None:
-    if role not in theme.PROSE_ROLES:
-        return
+    """Refuse lines wider than a phone reads comfortably: ``theme.MAX_LINE_CHARS`` at body size, proportionally
+    more for the smaller roles (the limit is the physical width of the line)."""
     aspect = current_layout().aspect.name
-    limit = theme.MAX_LINE_CHARS[aspect]
+    limit = theme.MAX_LINE_CHARS[aspect] * theme.TEXT_EM[aspect]["body"] / theme.TEXT_EM[aspect][role]
     for line in text.split("\n"):
-        if line_chars(line) > limit:
+        if line_chars(line) > limit + 1e-9:
             raise ValueError(
-                f"Line {line!r} is {line_chars(line):g} characters wide; at most {limit} fit a phone in {aspect}. "
-                f"Break it with '\\n' or shorten it."
+                f"Line {line!r} is {line_chars(line):g} characters wide; at most {limit:.0f} fit a phone as {role} "
+                f"text in {aspect}. Break it with '\\n' or shorten it."
             )
 
 
-def zh(text: str, role: str = "body", *, color=None, bold: bool = False) -> Typst:
+def zh(text: str, role: str = "body", *, color=None, bold: bool = False, prose: bool | None = None) -> Typst:
     """Plain text (Chinese, English, numbers): nothing in it is read as markup.
 
     Parameters
@@ -177,13 +178,19 @@ def zh(text: str, role: str = "body", *, color=None, bold: bool = False) -> Typs
         Any manim colour; default the palette's text colour.
     bold
         Bold weight of the vendored font.
+    prose
+        Whether it counts as reading lines on screen (``theme.MAX_PROSE_LINES``); default: title and body do,
+        labels and small print don't. Pass False for body-sized words that are part of a figure (tokens).
     """
     check_glyphs(text)
     _check_line_lengths(text, role)
-    return rich(_typst_string(text), role, color=color, bold=bold, _plain=text)
+    return rich(_typst_string(text), role, color=color, bold=bold, prose=prose, _plain=text)
 
 
-def rich(markup: str, role: str = "body", *, color=None, bold: bool = False, _plain: str | None = None) -> Typst:
+def rich(
+    markup: str, role: str = "body", *, color=None, bold: bool = False, prose: bool | None = None,
+    _plain: str | None = None,
+) -> Typst:
     """Typst markup mixing Chinese and inline math, e.g. ``"位置 $m$ 转过 $m theta$"``.
 
     Colour parts with ``#text(fill: rgb("#hex"))[...]``; uncoloured parts take ``color``.
@@ -193,7 +200,7 @@ def rich(markup: str, role: str = "body", *, color=None, bold: bool = False, _pl
     color = color or theme.palette().text
     mob = Typst(markup, typst_preamble=_preamble(bold), font_size=em * FONT_SIZE_PER_EM_UNIT, color=color)
     plain = _plain if _plain is not None else markup
-    return _tag(mob, role, em, plain, plain.count("\n") + 1)
+    return _tag(mob, role, em, plain, plain.count("\n") + 1, prose)
 
 
 def formula(math: str, role: str = "body", *, color=None) -> MathTypst:

@@ -14,7 +14,7 @@ class TokenRow(VGroup):
     def __init__(self, tokens, role: str = "body", color=None, gap_em: float = 0.35, **kwargs):
         super().__init__(**kwargs)
         pal = theme.palette()
-        self.labels = [zh(t, role, color=pal.text) for t in tokens]
+        self.labels = [zh(t, role, color=pal.text, prose=False) for t in tokens]
         em = self.labels[0].em_at_creation if self.labels else 1
         height = 1.7 * em
         for label in self.labels:
