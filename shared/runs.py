@@ -291,7 +291,7 @@ def moe_claims(log: dict) -> dict:
     }
 
 
-# --- grokking runs (scripts/train_grokking.py → media/runs/grokking/NAME.json) ---------------------------------------
+# --- grokking runs (scripts/train_grokking.py → media/runs/grokking/NAME.json) -------------------------------------
 
 from typing import NamedTuple  # noqa: E402  (kept inside this section, which is all this section's author edits)
 
