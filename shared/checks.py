@@ -100,13 +100,17 @@ def layout_problems(mobjects, layout: Layout | None = None) -> list[str]:
 # --- dry runs ------------------------------------------------------------------------------------------------------
 
 
-def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, quality: str = "l"):
-    """Run ``scene_class`` without rendering frames, in ``aspect``; return ``(record, problems)``.
+def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, quality: str = "l",
+            frames: dict | None = None):
+    """Run ``scene_class`` without writing video, in ``aspect``; return ``(record, problems)``.
 
     ``record`` is the scene's :class:`shared.scene.SceneRecord` (sections with durations, numbers shown);
     ``problems`` maps each section name to the distinct :func:`layout_problems` found on any of its settled frames
     (after every play/wait, so the end of each section is included), plus one for a section longer than
     ``theme.MAX_SECTION_SECONDS``.
+
+    Pass a dict as ``frames`` to receive, per section, the pixels (H×W×4 uint8) of its last settled frame that still
+    had something on screen (the frame before the stage is cleared): what a reviewer would look at.
     """
     from manim import tempconfig
 
@@ -122,9 +126,14 @@ def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, qua
             if problem not in found:
                 found.append(problem)
 
+    def capture(scene, section_name):
+        if scene.mobjects:
+            scene.renderer.camera.reset()
+            scene.renderer.camera.capture_mobjects(scene.mobjects)
+            frames[section_name] = scene.renderer.camera.pixel_array.copy()
+
     hooks = ExplainerScene.frame_hooks
-    if check_layout:
-        ExplainerScene.frame_hooks = [*hooks, check]
+    ExplainerScene.frame_hooks = [*hooks, *([check] if check_layout else []), *([capture] if frames is not None else [])]
     settings = {"dry_run": True, "pixel_width": width, "pixel_height": height, "frame_rate": 15,
                 "verbosity": "WARNING", "progress_bar": "none"}
     try:
