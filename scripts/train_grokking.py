@@ -17,10 +17,14 @@ commit, start time, wall seconds), ``split`` (the train cells of the p×p table)
 weight norm on a log-friendly schedule) and ``snapshots`` (the embedding's Fourier power spectrum and the table of
 correct answers at chosen steps). Training is deterministic for a seed and resumes exactly from its checkpoint
 (``--checkpoint``): an interrupted and resumed run writes the same history and snapshots as an uninterrupted one.
+
+``--sweep-seeds 0,1,2`` / ``--sweep-weight-decays 1,0`` train every combination at once as one stacked model
+(``torch.func.vmap``), one log each; each run equals its single run up to float rounding of the batched matmuls.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -209,7 +213,10 @@ class ModularTransformer(nn.Module):
         x = self.embed(torch.cat([pairs, equals], dim=1)) + self.pos  # (n, 3, d)
         n, t, d = x.shape
         q, k, v = self.qkv(x).view(n, t, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)  # (n, h, t, dh)
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (n, h, t, dh)
+        # attention written out (as Nanda et al.), so torch.func.vmap can batch it in a sweep
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d // self.n_heads)  # (n, h, t, t)
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        attended = scores.masked_fill(~causal, float("-inf")).softmax(dim=-1) @ v  # (n, h, t, dh)
         x = x + self.attn_out(attended.transpose(1, 2).reshape(n, t, d))
         x = x + self.mlp_out(F.relu(self.mlp_in(x)))
         return self.unembed(x[:, -1])  # (n, p)
@@ -405,31 +412,12 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
         """Record step ``step`` (after ``step`` updates): losses and accuracies on both splits, ‖W‖, snapshot."""
         model.eval()
         logits = model(pairs)
-        loss = cross_entropy64(logits, labels, reduction="none")
-        correct = logits.argmax(dim=1) == labels
         model.train()
-        record = {
-            "step": step,
-            "train_loss": rounded(float(loss[is_train].mean())),
-            "test_loss": rounded(float(loss[~is_train].mean())),
-            "train_acc": rounded(float(correct[is_train].double().mean())),
-            "test_acc": rounded(float(correct[~is_train].double().mean())),
-            "weight_norm": rounded(weight_norm(model)),
-        }
+        record, correct = _record(step, logits, labels, is_train, weight_norm(model))
         history.append(record)
         if step in snapshot_at:
-            snapshots.append(
-                {
-                    **record,
-                    "embedding_fourier_power": fourier_power(model.embedding_matrix()),
-                    "correct": grid_rows(correct.cpu(), config.p),
-                }
-            )
+            snapshots.append(_snapshot(record, model.embedding_matrix(), correct, config.p))
         return record
-
-    def lr_at(s: int) -> float:
-        warmup = min(1.0, (s + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-        return config.lr * warmup
 
     if stop_after is not None and step >= stop_after and step < config.steps:
         return None  # the checkpoint is already at or past that step
@@ -440,17 +428,14 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
             measure()
         while step < config.steps:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = lr_at(config, step)
             optimizer.zero_grad(set_to_none=True)
             loss = cross_entropy64(model(train_pairs), train_labels)
             loss.backward()
             optimizer.step()
             step += 1
             if step in log_at:
-                record = measure()
-                stats = (f"train {record['train_acc']:.3f}  test {record['test_acc']:.3f}  "
-                         f"‖W‖ {record['weight_norm']:.1f}")
-                bar.update(task, completed=step, stats=stats)
+                bar.update(task, completed=step, stats=_stats(measure()))
             stopping = stop_after is not None and step >= stop_after and step < config.steps
             if checkpoint is not None and step < config.steps and (step % checkpoint_every == 0 or stopping):
                 save_checkpoint()
@@ -458,28 +443,252 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
                 return None
 
     provenance = {**provenance, "wall_seconds": round(wall(), 2)}
-    log = {
-        "kind": "grokking",
-        "command": command_line(config, Path(out_path).stem, threads),
-        "config": config_dict,
-        "provenance": provenance,
-        "split": {"train": grid_rows(is_train.cpu(), config.p)},
-        "history": history,
-        "snapshots": snapshots,
-    }
+    log = _run_log(command_line(config, Path(out_path).stem, threads), config_dict, provenance, is_train, config.p,
+                   history, snapshots)
     write_run_log(out_path, log)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return log
 
 
-def _progress(enabled: bool, config: GrokkingConfig, step: int):
+SWEEPABLE = ("seed", "weight_decay")  # what may differ between the models of one sweep
+
+
+def sweep_configs(base: GrokkingConfig, seeds=(), weight_decays=()) -> list[GrokkingConfig]:
+    """Every (seed, weight decay) combination, seeds varying fastest; an empty list keeps ``base``'s value."""
+    return [
+        dataclasses.replace(base, seed=seed, weight_decay=wd)
+        for wd in (weight_decays or (base.weight_decay,))
+        for seed in (seeds or (base.seed,))
+    ]
+
+
+def sweep_command_line(configs: list[GrokkingConfig], threads: int | None = None) -> str:
+    """The command that trains this sweep (``--sweep-seeds``/``--sweep-weight-decays`` instead of one value)."""
+    base = dataclasses.replace(configs[0], seed=GrokkingConfig.seed, weight_decay=GrokkingConfig.weight_decay)
+    parts = [command_line(base)]
+    seeds = list(dict.fromkeys(c.seed for c in configs))
+    decays = list(dict.fromkeys(c.weight_decay for c in configs))
+    parts.append("--sweep-seeds " + ",".join(map(str, seeds)))
+    if decays != [GrokkingConfig.weight_decay]:
+        parts.append("--sweep-weight-decays " + ",".join(f"{wd:g}" for wd in decays))
+    if threads is not None:
+        parts.append(f"--threads {threads}")
+    return " ".join(parts)
+
+
+def train_sweep(
+    configs: list[GrokkingConfig],
+    out_dir: str | Path,
+    *,
+    device: str = "auto",
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 1000,
+    stop_after: int | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> list[dict[str, Any]] | None:
+    """Train several runs at once as one stacked model (``torch.func.stack_module_state`` + ``vmap``).
+
+    The configs may differ only in ``seed`` and ``weight_decay``. Each model gets the initialisation and the split
+    that a single run with its seed gets; AdamW is elementwise, so one AdamW over the stacked parameters is one
+    AdamW per model, with each model's decoupled weight decay applied by hand (``W ← W·(1 − lr·λ_i)`` before the
+    Adam update, the order of ``torch.optim.AdamW``). On a GPU the extra models cost almost nothing. Writes one log
+    per model, ``out_dir/NAME.json`` with ``NAME = config.default_name()``, whose provenance lists the sweep's
+    runs and its total wall time. Other parameters as :func:`train`; returns the logs (None when stopped early).
+    """
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _train_sweep(configs, Path(out_dir), device, checkpoint, checkpoint_every, stop_after, progress,
+                            threads)
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+
+
+def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_after, progress, threads):
+    from torch.func import functional_call, stack_module_state, vmap
+
+    base = configs[0]
+    shared_keys = [f.name for f in dataclasses.fields(GrokkingConfig) if f.name not in SWEEPABLE]
+    differ = [k for k in shared_keys if any(getattr(c, k) != getattr(base, k) for c in configs)]
+    if differ:
+        raise click.UsageError(f"a sweep's runs may differ only in {SWEEPABLE}, not in {differ}")
+    names = [c.default_name() for c in configs]
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"a sweep trains each run once; got {names}")
+    device = pick_device(device)
+    if device == "cpu":
+        torch.set_flush_denormal(True)  # as in a single run
+    else:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    if stop_after is not None and checkpoint is None:
+        raise click.UsageError("--stop-after needs a checkpoint to stop into")
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    config_dicts = [_json_roundtrip(c.as_dict()) for c in configs]
+    n_models, p = len(configs), base.p
+
+    pairs, labels = all_pairs(p, base.operation)  # (p², 2), (p²,)
+    is_train = torch.stack([train_mask(p, base.train_fraction, c.seed) for c in configs])  # (M, p²)
+    pairs, labels, is_train = pairs.to(device), labels.to(device), is_train.to(device)
+    train_index = torch.stack([torch.nonzero(m).squeeze(1) for m in is_train])  # (M, n_train): same n for all
+    train_pairs, train_labels = pairs[train_index], labels[train_index]  # (M, n_train, 2), (M, n_train)
+    models = []
+    for c in configs:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(c.seed)  # the same initialisation as a single run with this seed
+            models.append(build_model(c).to(device))
+    params, _ = stack_module_state(models)  # name → (M, ...) leaf tensors
+    skeleton = copy.deepcopy(models[0]).to("meta")
+    embedding_rows = models[0].embedding_matrix().shape[0]
+    del models
+
+    def forward(model_params, x):  # one model's parameters, x (n, 2) → logits (n, p)
+        return functional_call(skeleton, model_params, (x,))
+
+    optimizer = torch.optim.AdamW(params.values(), lr=base.lr, betas=(base.beta1, base.beta2), weight_decay=0.0)
+    decays = torch.tensor([c.weight_decay for c in configs], dtype=torch.float32, device=device)  # (M,)
+
+    step, histories, snapshots = 0, [[] for _ in configs], [[] for _ in configs]
+    provenance = {**start_provenance(device), "torch_threads": torch.get_num_threads(), "sweep": names}
+    wall_before = 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["configs"] != config_dicts:
+            raise CheckpointMismatch(f"Checkpoint {checkpoint} was written for another sweep. Delete it, or pass "
+                                     "the same options, or another --checkpoint.")
+        with torch.no_grad():
+            for key, value in state["params"].items():
+                params[key].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        step, histories, snapshots = state["step"], state["histories"], state["snapshots"]
+        provenance, wall_before = state["provenance"], state["wall_seconds"]
+
+    log_at = set(logged_steps(base))
+    snapshot_at = set(base.resolved_snapshot_steps())
+    started = time.perf_counter()
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - started
+
+    def save_checkpoint():
+        state = {
+            "configs": config_dicts,
+            "params": {k: v.detach() for k, v in params.items()},
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "histories": histories,
+            "snapshots": snapshots,
+            "provenance": provenance,
+            "wall_seconds": wall(),
+        }
+        with atomic_path(checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    @torch.no_grad()
+    def measure():
+        logits = vmap(forward, in_dims=(0, None))(params, pairs)  # (M, p², p)
+        norms = torch.sqrt(sum(w.detach().double().pow(2).flatten(1).sum(1) for w in params.values()))  # (M,)
+        for i in range(n_models):
+            record, correct = _record(step, logits[i], labels, is_train[i], float(norms[i]))
+            histories[i].append(record)
+            if step in snapshot_at:
+                embedding = params["embed.weight"][i, :embedding_rows]
+                snapshots[i].append(_snapshot(record, embedding, correct, p))
+        return histories[0][-1]
+
+    if stop_after is not None and step >= stop_after and step < base.steps:
+        return None
+    with _progress(progress, base, step, label=f"sweep of {n_models}") as bar:
+        task = bar.add_task("grokking", total=base.steps, completed=step, stats="")
+        if step == 0 and not histories[0]:
+            measure()
+        while step < base.steps:
+            lr = lr_at(base, step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            logits = vmap(forward)(params, train_pairs)  # (M, n_train, p)
+            losses = cross_entropy64(logits.flatten(0, 1), train_labels.flatten(), reduction="none")
+            losses.view(n_models, -1).mean(dim=1).sum().backward()  # models are independent: Σ_i ∂L_i/∂W_i
+            with torch.no_grad():
+                factors = 1.0 - lr * decays  # (M,) decoupled weight decay per model
+                for w in params.values():
+                    w.mul_(factors.view(-1, *[1] * (w.dim() - 1)))
+            optimizer.step()
+            step += 1
+            if step in log_at:
+                bar.update(task, completed=step, stats="first: " + _stats(measure()))
+            stopping = stop_after is not None and step >= stop_after and step < base.steps
+            if checkpoint is not None and step < base.steps and (step % checkpoint_every == 0 or stopping):
+                save_checkpoint()
+            if stopping:
+                return None
+
+    provenance = {**provenance, "wall_seconds": round(wall(), 2)}
+    command = sweep_command_line(configs, threads)
+    logs = []
+    for i, c in enumerate(configs):
+        log = _run_log(command, config_dicts[i], provenance, is_train[i], p, histories[i], snapshots[i])
+        write_run_log(out_dir / f"{names[i]}.json", log)
+        logs.append(log)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return logs
+
+
+def lr_at(config: GrokkingConfig, step: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): linear warm-up to ``config.lr``."""
+    warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return config.lr * warmup
+
+
+def _record(step: int, logits: torch.Tensor, labels: torch.Tensor, is_train: torch.Tensor, norm: float):
+    """One history record from the logits (p², p) of every pair; also the (p²,) correctness mask."""
+    loss = cross_entropy64(logits, labels, reduction="none")
+    correct = logits.argmax(dim=1) == labels
+    record = {
+        "step": step,
+        "train_loss": rounded(float(loss[is_train].mean())),
+        "test_loss": rounded(float(loss[~is_train].mean())),
+        "train_acc": rounded(float(correct[is_train].double().mean())),
+        "test_acc": rounded(float(correct[~is_train].double().mean())),
+        "weight_norm": rounded(norm),
+    }
+    return record, correct
+
+
+def _snapshot(record: dict, embedding: torch.Tensor, correct: torch.Tensor, p: int) -> dict:
+    return {**record, "embedding_fourier_power": fourier_power(embedding), "correct": grid_rows(correct.cpu(), p)}
+
+
+def _stats(record: dict) -> str:
+    return f"train {record['train_acc']:.3f}  test {record['test_acc']:.3f}  ‖W‖ {record['weight_norm']:.1f}"
+
+
+def _run_log(command, config_dict, provenance, is_train, p, history, snapshots) -> dict[str, Any]:
+    return {
+        "kind": "grokking",
+        "command": command,
+        "config": config_dict,
+        "provenance": provenance,
+        "split": {"train": grid_rows(is_train.cpu(), p)},
+        "history": history,
+        "snapshots": snapshots,
+    }
+
+
+def _progress(enabled: bool, config: GrokkingConfig, step: int, label: str | None = None):
     from rich.progress import (
         BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
     )
 
     return Progress(
-        TextColumn(f"{config.default_name()}"),
+        TextColumn(label or config.default_name()),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -499,6 +708,13 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
         return tuple(int(s) for s in value.replace(" ", "").split(",") if s)
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+
+
+def _float_list(ctx, param, value: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in value.replace(" ", "").split(",") if s)
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
 
 
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
@@ -535,32 +751,44 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--no-checkpoint", is_flag=True, help="neither resume nor save checkpoints")
 @click.option("--stop-after", type=int, default=None, help="save a checkpoint after this step and exit (resume later)")
 @click.option("--threads", type=int, default=None, help="CPU threads for torch [default: torch's choice]")
+@click.option("--sweep-seeds", callback=_int_list, default="", show_default=False,
+              help="train these seeds at once, stacked (e.g. 0,1,2); one log each")
+@click.option("--sweep-weight-decays", callback=_float_list, default="", show_default=False,
+              help="train these weight decays at once, stacked (e.g. 1,0); combined with --sweep-seeds")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def main(name, out_dir, device, checkpoint, checkpoint_every, no_checkpoint, stop_after, threads, quiet, **options):
+def main(name, out_dir, device, checkpoint, checkpoint_every, no_checkpoint, stop_after, threads, sweep_seeds,
+         sweep_weight_decays, quiet, **options):
     """Train modular arithmetic until it groks; write media/runs/grokking/NAME.json (see the module docstring)."""
     try:
         config = GrokkingConfig(**options)
+        configs = sweep_configs(config, sweep_seeds, sweep_weight_decays) if sweep_seeds or sweep_weight_decays else []
     except ValueError as err:
         raise click.UsageError(str(err)) from err
-    name = name or config.default_name()
+    if configs and name:
+        raise click.UsageError("a sweep names each log from its config; leave out --name")
+    names = [c.default_name() for c in configs] or [name or config.default_name()]
     if no_checkpoint:
         checkpoint = None
     elif checkpoint is None:
-        checkpoint = CHECKPOINT_DIR / f"{name}.pt"
-    out_path = Path(out_dir) / f"{name}.json"
-    log = train(
-        config, out_path, device=device, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
-        stop_after=stop_after, progress=not quiet, threads=threads,
-    )
-    if log is None:
+        stem = names[0] if not configs else f"sweep_{names[0]}_{len(configs)}_runs"
+        checkpoint = CHECKPOINT_DIR / f"{stem}.pt"
+    kwargs = dict(device=device, checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after,
+                  progress=not quiet, threads=threads)
+    if configs:
+        logs = train_sweep(configs, out_dir, **kwargs)
+    else:
+        log = train(config, Path(out_dir) / f"{names[0]}.json", **kwargs)
+        logs = None if log is None else [log]
+    if logs is None:
         click.echo(f"Stopped after step {stop_after}; checkpoint {checkpoint}. "
                    "Run the same command without --stop-after to finish.")
         return
-    last = log["history"][-1]
-    click.echo(
-        f"Wrote {out_path}: {config.steps} steps on {log['provenance']['device']} in "
-        f"{log['provenance']['wall_seconds']} s; final train acc {last['train_acc']}, test acc {last['test_acc']}."
-    )
+    for run_name, log in zip(names, logs):
+        last = log["history"][-1]
+        click.echo(
+            f"Wrote {Path(out_dir) / (run_name + '.json')}: {last['step']} steps on {log['provenance']['device']} in "
+            f"{log['provenance']['wall_seconds']} s; final train acc {last['train_acc']}, test acc {last['test_acc']}."
+        )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ from scripts.train_grokking import (
     log_interval,
     logged_steps,
     main,
+    sweep_configs,
     train,
     train_mask,
+    train_sweep,
 )
 from shared.runs import grokking_grid, grokking_phase_steps, load_grokking_run
 
@@ -172,3 +174,42 @@ def test_transformer_runs_and_has_nanda_shapes(tmp_path):
     config = GrokkingConfig(p=7, model="transformer", d_model=16, n_heads=4, d_mlp=32, steps=20)
     log = train(config, tmp_path / "t.json", device="cpu", threads=1, progress=False)
     assert log["config"]["model"] == "transformer" and len(log["snapshots"][0]["embedding_fourier_power"]) == 4
+
+
+def test_sweep_trains_each_run_as_a_single_run_would(tmp_path):
+    base = GrokkingConfig(p=11, steps=60, embed_dim=16, hidden=32, lr=3e-3, log_every=10, snapshot_steps=(0, 60))
+    configs = sweep_configs(base, seeds=(0, 1), weight_decays=(0.5,))
+    assert [(c.seed, c.weight_decay) for c in configs] == [(0, 0.5), (1, 0.5)]
+    logs = train_sweep(configs, tmp_path, device="cpu", progress=False, threads=1)
+    for config, log in zip(configs, logs):
+        single = train(config, tmp_path / "single.json", device="cpu", progress=False, threads=1)
+        assert load_grokking_run(tmp_path / f"{config.default_name()}.json")["config"] == single["config"]
+        assert log["split"] == single["split"]  # same split and same initialisation as the single run
+        assert log["history"][0] == single["history"][0]
+        for stacked, alone in zip(log["history"], single["history"]):  # stacked matmuls may round differently
+            assert stacked["step"] == alone["step"] and stacked["train_acc"] == alone["train_acc"]
+            for key in ("train_loss", "test_loss", "weight_norm"):
+                assert stacked[key] == pytest.approx(alone[key], rel=1e-3)
+        assert log["provenance"]["sweep"] == ["add_p11_wd0.5_seed0", "add_p11_wd0.5_seed1"]
+        assert log["command"].endswith("--sweep-seeds 0,1 --sweep-weight-decays 0.5 --threads 1")
+
+
+def test_sweep_resumes_exactly_and_runs_from_the_cli(tmp_path):
+    base = GrokkingConfig(p=7, steps=30, embed_dim=4, hidden=8, log_every=5)
+    configs = sweep_configs(base, seeds=(0, 1), weight_decays=(1.0, 0.0))
+    whole = train_sweep(configs, tmp_path / "whole", device="cpu", progress=False, threads=1)
+    checkpoint = tmp_path / "sweep.pt"
+    kwargs = dict(device="cpu", checkpoint=checkpoint, progress=False, threads=1)
+    assert train_sweep(configs, tmp_path / "resumed", stop_after=13, **kwargs) is None
+    resumed = train_sweep(configs, tmp_path / "resumed", **kwargs)
+    assert [comparable(log) for log in resumed] == [comparable(log) for log in whole]
+    assert not checkpoint.exists()
+
+    args = ["--p", "7", "--steps", "30", "--embed-dim", "4", "--hidden", "8", "--log-every", "5",
+            "--sweep-seeds", "0,1", "--sweep-weight-decays", "1,0", "--device", "cpu", "--threads", "1",
+            "--out-dir", str(tmp_path / "cli"), "--no-checkpoint", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    for config, log in zip(configs, whole):
+        written = load_grokking_run(tmp_path / "cli" / f"{config.default_name()}.json")
+        assert comparable(written) == comparable(log)
