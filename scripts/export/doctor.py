@@ -88,15 +88,30 @@ def _ffmpeg():
     return not missing, detail if not missing else f"{detail}; lacks {', '.join(missing)}"
 
 
+def _shown_strings(path) -> list[str]:
+    """String literals of a scene file that may reach the screen: all but docstrings (comments are not strings)."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                docstrings.add(id(first.value))
+    return [node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings]
+
+
 def _font():
     from shared.text import FONT_FAMILY, font_codepoints
 
     have = font_codepoints()
     used = set()
     for path in sorted(SCENES_DIR.glob("*.py")) if SCENES_DIR.is_dir() else []:
-        used |= {ch for ch in path.read_text(encoding="utf-8") if ord(ch) > 0x7E and not ch.isspace()}
+        used |= {ch for text in _shown_strings(path) for ch in text if ord(ch) > 0x7E and not ch.isspace()}
     missing = sorted(ch for ch in used if ord(ch) not in have)
-    detail = f"{FONT_FAMILY}: {len(have)} characters; scenes/ uses {len(used)} non-ASCII characters"
+    detail = f"{FONT_FAMILY}: {len(have)} characters; scenes/ shows {len(used)} distinct non-ASCII characters"
     if missing:
         return False, f"{detail}; missing {''.join(missing[:20])}"
     return True, detail

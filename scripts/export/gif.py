@@ -396,7 +396,9 @@ def export_section_gif(render_result, section_index: int, budget: GifBudget, out
         "theme": spec.theme,
         "aspect": spec.aspect,
         "rendered": {"width": spec.width, "height": spec.height, "fps": source_fps},
-        "numbers": render_result.record.get("numbers", {}),
+        "numbers": section.get("numbers", {}),  # shown with show_number() during this section
+        "scene_numbers": render_result.record.get("numbers", {}),
+        "run_logs": _run_log_hashes(render_result.record),
         "budget": {"max_mb": budget.max_mb, "max_frames": budget.max_frames, "min_psnr_db": budget.min_psnr},
         "search_trials": trials,
         "tools": {"ffmpeg": ffmpeg_version(), "gifsicle": bool(gifsicle())},
@@ -404,6 +406,21 @@ def export_section_gif(render_result, section_index: int, budget: GifBudget, out
     }
     manifest_path = write_json_atomic(gif_path.with_suffix(".json"), manifest)
     return GifResult(gif_path, manifest_path, measured, trials, manifest)
+
+
+def _run_log_hashes(record: dict) -> dict[str, str]:
+    """sha256 of each run log the render opened (a changed log makes the numbers on screen change)."""
+    import hashlib
+
+    from scripts.export import ROOT
+
+    hashes = {}
+    for path in record.get("run_logs", []):
+        path = Path(path)
+        if path.is_file():
+            name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+            hashes[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
 
 
 def load_manifests(folders) -> list[tuple[Path, dict]]:

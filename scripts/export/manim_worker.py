@@ -8,6 +8,10 @@ three additions, all inside this subprocess:
 - ``--format png-sequence`` gets one PNG per frame of the timeline: manim 0.22 writes a single PNG for a held frame
   (``self.wait(2)`` gives one file, not 2 s of frames), so the repeats are added as hard links;
 - with ``$EXPLAINER_PROGRESS`` set, a line ``@@progress <frames>`` goes to stdout as frames are written.
+
+The record also lists, per section, the numbers ``show_number`` recorded during it and the frame counts at which
+each ``play``/``wait`` ended (``settled_frames``: where a short video can hold a frame), and the run logs
+(``media/runs/``) the scene opened, for the manifests' provenance.
 """
 
 from __future__ import annotations
@@ -44,6 +48,26 @@ def _project_files() -> list[str]:
     return sorted(files)
 
 
+def _watch_run_logs(opened: set) -> None:
+    """Note every file under ``media/runs/`` the scene opens (run logs: seeds, configs, provenance)."""
+    import builtins
+    import io
+
+    from scripts.export import ROOT
+
+    runs = os.path.join(str(ROOT), "media", "runs") + os.sep
+    original_open = io.open
+
+    def watching_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)):
+            path = os.path.realpath(os.fspath(file))
+            if path.startswith(runs):
+                opened.add(path)
+        return original_open(file, *args, **kwargs)
+
+    builtins.open = io.open = watching_open
+
+
 def install_hooks(record_path: str | None, progress: bool) -> None:
     from manim import config
     from manim.scene.scene_file_writer import SceneFileWriter
@@ -51,7 +75,8 @@ def install_hooks(record_path: str | None, progress: bool) -> None:
     from shared.files import write_json_atomic
     from shared.scene import ExplainerScene
 
-    state = {"frames": 0, "last_report": 0.0, "marks": []}
+    state = {"frames": 0, "last_report": 0.0, "marks": [], "run_logs": set()}
+    _watch_run_logs(state["run_logs"])
 
     def report(force: bool = False) -> None:
         now = time.monotonic()
@@ -81,6 +106,27 @@ def install_hooks(record_path: str | None, progress: bool) -> None:
         if marks and "end_frame" not in marks[-1]:
             marks[-1].update(end_frame=state["frames"], end_play=scene.renderer.num_plays)
 
+    original_play = ExplainerScene.play
+
+    def play(self, *args, **kwargs):
+        result = original_play(self, *args, **kwargs)
+        if state["marks"]:
+            settled = state["marks"][-1].setdefault("settled_frames", [])
+            if not settled or settled[-1] != state["frames"]:
+                settled.append(state["frames"])  # frames written so far: the last one is a settled frame
+        return result
+
+    ExplainerScene.play = play
+
+    original_show_number = ExplainerScene.show_number
+
+    def show_number(self, name, value):
+        if state["marks"]:
+            state["marks"][-1].setdefault("numbers", {})[name] = json.loads(json.dumps(value, default=_jsonable))
+        return original_show_number(self, name, value)
+
+    ExplainerScene.show_number = show_number
+
     def save_record(scene) -> None:
         sections = []
         for section, mark in zip(scene.record.sections, state["marks"]):
@@ -97,6 +143,7 @@ def install_hooks(record_path: str | None, progress: bool) -> None:
             "sections": sections,
             "numbers": json.loads(json.dumps(scene.record.numbers, default=_jsonable)),
             "source_files": _project_files(),
+            "run_logs": sorted(state["run_logs"]),
         }
         report(force=True)
         if record_path:

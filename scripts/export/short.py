@@ -4,7 +4,9 @@ Reference: DESIGN §5. Output: 1080×1920 H.264 (High profile, yuv420p, ``+fasts
 the download ends), AAC-LC 48 kHz stereo at −14 LUFS integrated (±1 LU) with the true peak ≤ −1 dBTP.
 
 Timeline: each chosen section plays in order. With per-section narration (``--narration-dir``) a section lasts as
-long as its video or its narration, whichever is longer: the last frame is held while the voice finishes. With one
+long as its video or its narration, whichever is longer: the last frame is held while the voice finishes (or, when the
+section ends by fading everything out, its last settled full frame, with the fade-out played after the hold; see
+:func:`hold_frame`). With one
 narration track (``--narration``) the track starts with the first section and the last frame is held if the track
 outlasts the video. Music (``--bgm``) loops over the whole video, fades in and out and dips under narration. Without
 audio inputs the video gets a silent AAC track (players and platforms expect one).
@@ -14,8 +16,11 @@ Nothing is written where the video goes until it has been encoded and its loudne
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
+
+import numpy as np
 import math
 import os
 import shutil
@@ -26,6 +31,7 @@ from pathlib import Path
 from scripts.export import ExportError, ensure_writable_dir, media_root, slug
 from scripts.export.audio import SAMPLE_RATE, MixSettings, decode, measure_loudness, mix, narration_files, \
     normalise_loudness
+from scripts.export.gif import _run_log_hashes
 from scripts.export.tools import ffmpeg_version, run_ffmpeg
 
 SHORT_SIZE = (1080, 1920)
@@ -106,17 +112,22 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         voice_s = len(clips[index]) / 1000 if index in clips else 0.0
         hold = max(0, math.ceil(voice_s * fps - frames - 1e-9))
         timeline.append({"section": section["name"], "number": index + 1, "video": result.section_videos[index],
-                         "frames": frames, "held_frames": hold, "narration_s": round(voice_s, 3)})
+                         "frames": frames, "held_frames": hold, "narration_s": round(voice_s, 3),
+                         "settled": [f - section["start_frame"] for f in section.get("settled_frames", [])]})
     if track is not None:
         video_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
         extra = max(0, math.ceil(len(track) / 1000 * fps - video_frames - 1e-9))
         timeline[-1]["held_frames"] += extra
+    for item in timeline:
+        item["held_at_frame"] = hold_frame(item, result.record["background"]) if item["held_frames"] else None
     total_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
     total_s = total_frames / fps
 
     scratch_root = media_root() / "cache" / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch_root, prefix="short-") as scratch:
+    status = console.status(f"Mixing audio and encoding {total_s:.1f} s of 1080×1920 video…") if console else \
+        contextlib.nullcontext()
+    with status, tempfile.TemporaryDirectory(dir=scratch_root, prefix="short-") as scratch:
         scratch = Path(scratch)
         audio_path, loudness_target = None, None
         if clips or track is not None or music is not None:
@@ -169,13 +180,14 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         "width": width, "height": height, "fps": fps,
         "frames": total_frames,
         "duration_s": round(total_s, 3),
-        "sections": [{k: v for k, v in t.items() if k != "video"} for t in timeline],
+        "sections": [{k: v for k, v in t.items() if k not in ("video", "settled")} for t in timeline],
         "narration": {str(p): _sha256(p) for p in inputs if p != bgm} or None,
         "bgm": {str(bgm): _sha256(bgm)} if bgm else None,
         "loudness": None if loudness is None else {
             "integrated_lufs": loudness.integrated_lufs, "true_peak_dbtp": loudness.true_peak_dbtp,
             "loudness_range_lu": loudness.loudness_range_lu, "target_lufs": settings.target_lufs},
         "numbers": result.record.get("numbers", {}),
+        "run_logs": _run_log_hashes(result.record),
         "bytes": out.stat().st_size,
         "tools": {"ffmpeg": ffmpeg_version()},
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -184,17 +196,68 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
     return ShortResult(out, manifest_path, total_s, total_frames, loudness, manifest["sections"])
 
 
+HOLD_CONTENT_SHARE = 0.5  # a settled frame with at least this share of the section's peak content is worth holding
+CONTENT_THRESHOLD = 40  # a pixel counts as content when a channel differs this much (0-255) from the background
+CONTENT_PROBE_WIDTH = 108  # frames are measured at 1/10 size: plenty to tell a full frame from a faded-out one
+
+
+def frame_content(video: Path, background: str) -> np.ndarray:
+    """Share of each frame's pixels that differ from ``background`` (0: empty frame, 1: all content)."""
+    import subprocess
+
+    from scripts.export.tools import ffmpeg
+
+    width = CONTENT_PROBE_WIDTH
+    height = width * SHORT_SIZE[1] // SHORT_SIZE[0]
+    proc = subprocess.run(
+        [ffmpeg(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(video), "-vf", f"scale={width}:{height}",
+         "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True)
+    if proc.returncode != 0:
+        raise ExportError(f"Could not read {video}: {proc.stderr.decode('utf-8', 'replace').strip()}")
+    frames = np.frombuffer(proc.stdout, np.uint8).reshape(-1, height, width, 3).astype(np.int16)
+    bg = np.array([int(background[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
+    return (np.abs(frames - bg).max(axis=3) > CONTENT_THRESHOLD).mean(axis=(1, 2))
+
+
+def hold_frame(item: dict, background: str) -> int:
+    """Which frame of a section to hold while its narration finishes (0-based in the section).
+
+    The last frame, unless the section ends by emptying the screen (a fade-out before the next section): then the
+    last *settled* frame (where a ``play``/``wait`` ended) that still shows at least half of the section's peak
+    content, so the viewer looks at the finished picture, and the fade-out plays after the hold.
+    """
+    last = item["frames"] - 1
+    content = frame_content(item["video"], background)[: item["frames"]]
+    if len(content) == 0:
+        return last
+    peak = float(content.max())
+    if peak == 0 or content[-1] >= HOLD_CONTENT_SHARE * peak:
+        return min(last, len(content) - 1)
+    settled = [f - 1 for f in item.get("settled", []) if 0 < f <= len(content)]
+    worth_holding = [f for f in settled if content[f] >= HOLD_CONTENT_SHARE * peak]
+    return max(worth_holding) if worth_holding else int(np.argmax(content))
+
+
 def _encode(timeline: list[dict], fps: float, total_s: float, audio: Path | None, out: Path) -> None:
-    """Join the section videos (holding last frames), encode H.264 + AAC with faststart."""
-    args, chains = [], []
+    """Join the section videos (holding the chosen frames), encode H.264 + AAC with faststart."""
+    args, chains, labels = [], [], []
     for i, item in enumerate(timeline):
         args += ["-i", str(item["video"])]
-        chain = f"[{i}:v]trim=end_frame={item['frames']},setpts=PTS-STARTPTS"
-        if item["held_frames"]:
-            chain += f",tpad=stop_mode=clone:stop={item['held_frames']}"
-        chains.append(f"{chain},fps={fps:g},setsar=1[v{i}]")
-    joined = "".join(f"[v{i}]" for i in range(len(timeline)))
-    graph = ";".join(chains) + f";{joined}concat=n={len(timeline)}:v=1:a=0,format=yuv420p[v]"
+        hold, at = item["held_frames"], item.get("held_at_frame")
+        if not hold or at is None or at >= item["frames"] - 1:
+            chain = f"[{i}:v]trim=end_frame={item['frames']},setpts=PTS-STARTPTS"
+            if hold:
+                chain += f",tpad=stop_mode=clone:stop={hold}"
+            chains.append(f"{chain},fps={fps:g},setsar=1[v{i}]")
+            labels.append(f"[v{i}]")
+        else:  # hold a frame inside the section, then play the rest (its closing fade-out)
+            chains.append(f"[{i}:v]split[s{i}a][s{i}b]")
+            chains.append(f"[s{i}a]trim=end_frame={at + 1},setpts=PTS-STARTPTS,tpad=stop_mode=clone:stop={hold},"
+                          f"fps={fps:g},setsar=1[v{i}a]")
+            chains.append(f"[s{i}b]trim=start_frame={at + 1}:end_frame={item['frames']},setpts=PTS-STARTPTS,"
+                          f"fps={fps:g},setsar=1[v{i}b]")
+            labels += [f"[v{i}a]", f"[v{i}b]"]
+    graph = ";".join(chains) + f";{''.join(labels)}concat=n={len(labels)}:v=1:a=0,format=yuv420p[v]"
     audio_index = len(timeline)
     if audio is not None:
         args += ["-i", str(audio)]

@@ -26,7 +26,7 @@ def expected_section_seconds() -> list[float]:
     from shared import theme
 
     step = theme.BEAT
-    return [2 * step, theme.QUICK + step, theme.QUICK + step]
+    return [2 * step, theme.QUICK + step, theme.QUICK + step + theme.QUICK]
 
 
 @pytest.fixture(scope="session")
@@ -54,7 +54,7 @@ def cli(media):
 
 @pytest.fixture(scope="session")
 def audio(tmp_path_factory):
-    """Synthetic narration per section (1.2 s, 3.0 s, 2.5 s; named by number, number-name and name), music, a long
+    """Synthetic narration per section (1.2 s, 3.0 s, 2.6 s; named by number, number-name and name), music, a long
     single narration track and a corrupt file."""
     from synth import corrupt, music, speech
 
@@ -63,11 +63,11 @@ def audio(tmp_path_factory):
     narration.mkdir()
     speech(narration / "01.wav", 1.2, seed=1)
     speech(narration / "2-旋转.wav", 3.0, seed=2)
-    speech(narration / "结论.wav", 2.5, seed=3)
+    speech(narration / "结论.wav", 2.6, seed=3)
     (narration / "notes.txt").write_text("not audio: ignored\n")
     return {
         "narration_dir": narration,
-        "narration_seconds": [1.2, 3.0, 2.5],
+        "narration_seconds": [1.2, 3.0, 2.6],
         "bgm": music(folder / "bgm.wav", 2.0),
         "long_track": speech(folder / "track.wav", 6.2, seed=4),
         "long_track_seconds": 6.2,

@@ -90,7 +90,10 @@ def test_manifest_provenance(dark_gifs):
     for m in manifests(dark_gifs):
         assert m["scene"] == "ExportFixture"
         assert m["scene_source_sha256"] == digest
-        assert m["numbers"] == {"turn_degrees": 120.0}  # shown with show_number() in the fixture
+        assert m["scene_numbers"] == {"turn_degrees": 120.0}  # shown with show_number() in the fixture
+        # ...during section 2 only, so only that section's manifest lists it
+        assert m["numbers"] == ({"turn_degrees": 120.0} if m["section"] == "旋转" else {})
+        assert m["run_logs"] == {}  # the fixture reads no run log
         assert m["theme"] == "dark" and m["aspect"] == "16:9"
         assert m["duration_s"] > 0
 

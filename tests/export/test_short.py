@@ -94,6 +94,31 @@ def test_narrated_short_holds_frames_for_longer_narration(narrated, audio):
     assert len(info["samples"]) / 48000 == pytest.approx(frames / FPS, abs=0.05)
 
 
+def _content(frame, background):
+    """Share of pixels that differ clearly from the background colour."""
+    return float((np.abs(frame.astype(int) - background).max(axis=2) > 40).mean())
+
+
+def test_hold_shows_the_finished_picture_not_the_fade_out(narrated, audio):
+    """Section 3 fades everything out at its end; while its longer narration finishes, the hold must show the
+    settled picture before the fade, and the fade-out must still play at the very end."""
+    from shared.theme import DARK
+
+    background = np.array([int(DARK.background[i:i + 2], 16) for i in (1, 3, 5)])
+    seconds, voice = expected_section_seconds(), audio["narration_seconds"]
+    start = sum(max(round(v * FPS), math.ceil(n * FPS - 1e-9)) for v, n in zip(seconds[:2], voice[:2]))
+    held = math.ceil(voice[2] * FPS - 1e-9) - round(seconds[2] * FPS)
+    assert held > 0
+    with av.open(str(narrated)) as container:
+        frames = [f.to_ndarray(format="rgb24")[::8, ::8] for f in container.decode(video=0)]
+    section = [_content(f, background) for f in frames[start:]]
+    peak = max(section)
+    fade_frames = round(0.5 * FPS)  # theme.QUICK
+    hold_region = section[-fade_frames - held: -fade_frames]
+    assert len(hold_region) == held and min(hold_region) >= 0.5 * peak, "the hold shows a faded frame"
+    assert section[-1] < 0.1 * peak, "the closing fade-out did not play"
+
+
 def test_narrated_short_loudness(narrated):
     samples = probe_mp4(narrated)["samples"]
     integrated, true_peak = loudness(samples, 48000)
