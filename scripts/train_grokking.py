@@ -295,6 +295,36 @@ class CheckpointMismatch(click.ClickException):
     """A checkpoint exists but was written for a different config."""
 
 
+EXTENDABLE = ("steps", "snapshot_steps")  # a checkpoint may be resumed with other values of these (see below)
+
+
+def _check_resumable(checkpoint: Path, state: dict, config: GrokkingConfig, config_dict: dict) -> None:
+    """Refuse a checkpoint unless resuming it gives exactly the log a fresh run of ``config`` would write.
+
+    Every hyperparameter must match, except that ``steps`` (and so the default snapshot steps) may change, to extend
+    or shorten a run, as long as the checkpoint lies before the new last step and holds exactly the history records
+    and snapshots that the new schedule would have taken up to its step.
+    """
+    saved = state["config"]
+    differ = sorted(k for k in config_dict if saved.get(k) != config_dict[k])
+    hint = "Delete it, or pass the same options, or another --checkpoint."
+    if any(k not in EXTENDABLE for k in differ):
+        raise CheckpointMismatch(
+            f"Checkpoint {checkpoint} was written for a different config (differs in: {', '.join(differ)}). {hint}"
+        )
+    if differ:
+        step = state["step"]
+        same_history = [r["step"] for r in state["history"]] == [s for s in logged_steps(config) if s <= step]
+        same_snapshots = [r["step"] for r in state["snapshots"]] == [
+            s for s in config.resolved_snapshot_steps() if s <= step
+        ]
+        if step >= config.steps or not (same_history and same_snapshots):
+            raise CheckpointMismatch(
+                f"Checkpoint {checkpoint} (step {step}, steps {saved['steps']}) cannot be resumed as a run of "
+                f"{config.steps} steps: a fresh run would log other steps before {step}. {hint}"
+            )
+
+
 def _json_roundtrip(obj):
     return json.loads(json.dumps(obj))
 
@@ -321,8 +351,9 @@ def train(
     device
         ``auto`` (CUDA when available), ``cuda`` or ``cpu``.
     checkpoint
-        Resume from this file when it exists (its config must equal ``config``); save to it every
-        ``checkpoint_every`` steps (atomically). Deleted when the run finishes. None: no checkpoints.
+        Resume from this file when it exists (its config must equal ``config``, except that ``steps`` may differ
+        where that changes nothing logged so far: see ``_check_resumable``); save to it every ``checkpoint_every``
+        steps (atomically). Deleted when the run finishes. None: no checkpoints.
     stop_after
         Save a checkpoint after this step and return without a log: splits a long run, or tests resuming.
     progress
@@ -372,12 +403,7 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
     provenance, wall_before = {**start_provenance(device), "torch_threads": torch.get_num_threads()}, 0.0
     if checkpoint is not None and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != config_dict:
-            differ = sorted(k for k in config_dict if state["config"].get(k) != config_dict[k])
-            raise CheckpointMismatch(
-                f"Checkpoint {checkpoint} was written for a different config (differs in: {', '.join(differ)}). "
-                "Delete it, or pass the same options, or another --checkpoint."
-            )
+        _check_resumable(checkpoint, state, config, config_dict)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history, snapshots = state["step"], state["history"], state["snapshots"]

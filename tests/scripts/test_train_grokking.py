@@ -88,6 +88,21 @@ def test_resume_gives_the_same_log_as_an_uninterrupted_run(tiny_log, tmp_path):
     assert not checkpoint.exists()  # a finished run leaves no checkpoint behind
 
 
+def test_a_checkpoint_resumes_into_a_longer_run_exactly(tiny_log, tmp_path):
+    _, long_run = tiny_log
+    checkpoint = tmp_path / "ckpt.pt"
+    shorter = dataclasses.replace(TINY, steps=150, snapshot_steps=(0, 100, 150))
+    assert train(shorter, tmp_path / "x.json", device="cpu", threads=1, checkpoint=checkpoint, stop_after=120,
+                 progress=False) is None
+    extended = train(TINY, tmp_path / "tiny.json", device="cpu", threads=1, checkpoint=checkpoint, progress=False)
+    assert comparable(extended) == comparable(long_run)
+    # refused where the shorter schedule already logged something the longer one would not (a snapshot at 50)
+    other = dataclasses.replace(TINY, steps=150, snapshot_steps=(0, 50, 150))
+    train(other, tmp_path / "y.json", device="cpu", threads=1, checkpoint=checkpoint, stop_after=77, progress=False)
+    with pytest.raises(CheckpointMismatch, match="cannot be resumed as a run of 240 steps"):
+        train(TINY, tmp_path / "z.json", device="cpu", threads=1, checkpoint=checkpoint, progress=False)
+
+
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
     config = GrokkingConfig(p=7, steps=20, embed_dim=4, hidden=8)
