@@ -298,7 +298,13 @@ from typing import NamedTuple  # noqa: E402  (kept inside this section, which is
 GROKKING_RUNS_DIR = RUNS_DIR / "grokking"
 # The exact command that wrote each committed grokking log (also in media/runs/grokking/README.md and in each log's
 # "command"). Run from the repository root.
-GROKKING_COMMANDS: dict[str, str] = {}
+GROKKING_COMMANDS = {
+    "add_p59_wd1_seed0": "python -m scripts.train_grokking --threads 1",
+    "add_p59_wd1_seed1": "python -m scripts.train_grokking --seed 1 --threads 1",
+    "add_p59_wd1_seed2": "python -m scripts.train_grokking --seed 2 --threads 1",
+    "add_p59_wd0_seed0": "python -m scripts.train_grokking --weight-decay 0 --steps 20000 --threads 1",
+    "add_p59_wd1_frac0.3_seed0": "python -m scripts.train_grokking --train-fraction 0.3 --steps 40000 --threads 1",
+}
 GROKKING_REQUIRED = {
     "top": ("command", "split", "snapshots"),
     "config": ("operation", "p", "train_fraction", "model", "lr", "beta1", "beta2", "weight_decay", "warmup_steps",
