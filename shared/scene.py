@@ -102,9 +102,11 @@ class ExplainerScene(Scene):
 
     # --- the recurring pieces of a section: title, caption, clearing the stage -------------------------------------
 
-    def show_title(self, text: str, run_time: float = theme.QUICK):
-        """Put ``text`` in the title band (replacing the current title)."""
-        title = self.layout.title.place(zh(text, "title", bold=True), align="left")
+    def show_title(self, text, run_time: float = theme.QUICK):
+        """Put ``text`` (a string, or a ready text mobject such as ``rich(..., "title")``) in the title band,
+        replacing the current title."""
+        title = zh(text, "title", bold=True) if isinstance(text, str) else text
+        self.layout.title.place(title, align="left")
         old = getattr(self, "title_mob", None)
         self.play(*([FadeOut(old)] if old in self.mobjects else []), FadeIn(title), run_time=run_time)
         self.title_mob = title
