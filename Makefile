@@ -10,6 +10,7 @@ demo: $(STAMP)
 	$(BIN)/manim -qh scenes/rope.py
 
 test: $(STAMP)
+	@scripts/system_deps.sh $(PYTHON) --test
 	$(BIN)/python -m pytest
 
 setup: $(STAMP)
@@ -20,9 +21,8 @@ system-deps:
 # Reinstall when the dependencies change; the editable install picks up code changes by itself.
 $(STAMP): pyproject.toml | system-deps
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) media/videos media/images media/Tex media/texts media/gifs media/gallery
+	rm -rf $(VENV) media/videos media/images media/Tex media/texts media/cache media/gifs media/shorts media/covers media/gallery

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Check (and on Debian/Ubuntu as root, install) what pycairo and manimpango need to build: they have no Linux
-# wheels, so pip compiles them against cairo and pango. Called by `make`; exits non-zero with the exact fix.
+# wheels, so pip compiles them against cairo and pango. With `--test`, also Chromium, which the gallery test opens
+# headless. Called by `make`; exits non-zero with the exact fix.
 set -euo pipefail
 PY=${1:-python3}
 missing=()
+if [ "${2:-}" = "--test" ]; then
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
+fi
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if command -v pkg-config >/dev/null 2>&1; then
   pkg-config --exists cairo || missing+=(libcairo2-dev)
@@ -17,7 +21,7 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 
 if [ "$(uname -s)" = Darwin ]; then
   echo "Missing build dependencies. Install them with:" >&2
-  echo "  brew install cairo pango pkg-config" >&2
+  echo "  brew install cairo pango pkg-config   (and Chromium for the gallery test)" >&2
   exit 1
 fi
 cmd="apt-get install -y ${missing[*]}"
