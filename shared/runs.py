@@ -303,6 +303,7 @@ GROKKING_COMMANDS = {
     "add_p59_wd1_seed1": "python -m scripts.train_grokking --seed 1 --threads 1",
     "add_p59_wd1_seed2": "python -m scripts.train_grokking --seed 2 --threads 1",
     "add_p59_wd0_seed0": "python -m scripts.train_grokking --weight-decay 0 --steps 20000 --threads 1",
+    "add_p59_wd1_frac0.4_seed0": "python -m scripts.train_grokking --train-fraction 0.4 --steps 20000 --threads 1",
     "add_p59_wd1_frac0.3_seed0": "python -m scripts.train_grokking --train-fraction 0.3 --steps 40000 --threads 1",
 }
 GROKKING_REQUIRED = {
