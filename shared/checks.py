@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from manim import Mobject, VMobject
+from manim.mobject.types.image_mobject import AbstractImageMobject
 
 from shared import theme
 from shared.layout import Layout, current_layout
@@ -23,6 +24,8 @@ TOLERANCE = 0.02  # frame units
 
 
 def _visible(mob: Mobject) -> bool:
+    if isinstance(mob, AbstractImageMobject):
+        return len(mob.points) > 0 and mob.get_opacity() > 0.01 if hasattr(mob, "get_opacity") else True
     if not isinstance(mob, VMobject) or len(mob.points) == 0:
         return False
     fill = np.max(mob.get_fill_opacities()) if len(mob.get_fill_opacities()) else 0

@@ -52,14 +52,15 @@ class Chart(VGroup):
         em = current_layout().text_em("label")
         self.label_em = em
         tick_len = 0.35 * em
-        y_labels = [zh(text, "label", color=pal.muted) for _, text in y.ticks]
-        x_labels = [zh(text, "label", color=pal.muted) for _, text in x.ticks]
+        # An empty tick text draws the tick without a label (e.g. an upper chart sharing the lower one's x axis).
+        y_labels = [zh(text, "label", color=pal.muted) if text else VGroup() for _, text in y.ticks]
+        x_labels = [zh(text, "label", color=pal.muted) if text else VGroup() for _, text in x.ticks]
         y_title = zh(y.title, "label", color=pal.muted) if y.title else None
         x_title = zh(x.title, "label", color=pal.muted) if x.title else None
         # The plot box: the region less room for tick labels (left, bottom) and titles (top, bottom).
         left_room = (max((m.width for m in y_labels), default=0) + tick_len + 0.3 * em)
-        bottom_room = (em * 1.3 if x_labels else 0) + (em * 1.4 if x_title else 0) + tick_len
-        top_room = em * 1.5 if y_title else 0.2 * em
+        bottom_room = (em * 1.3 if any(text for _, text in x.ticks) else 0) + (em * 1.4 if x_title else 0) + tick_len
+        top_room = em * 1.9 if y_title else 0.2 * em
         right_room = max((m.width for m in x_labels[-1:]), default=0) / 2 + 0.1 * em
         self.box = Region(region.left + left_room, region.right - right_room, region.bottom + bottom_room,
                           region.top - top_room)
@@ -101,6 +102,31 @@ class Chart(VGroup):
         """A line through the data points, left to right (draw it progressively with ``Create``)."""
         line = VMobject().set_points_as_corners(self.points_for(xs, ys))
         return line.set_stroke(color, stroke_width).set_fill(opacity=0)
+
+    def growing_polyline(self, xs, ys, color, until, stroke_width: float = theme.STROKE) -> VMobject:
+        """A line through the data up to x = ``until()``, redrawn each frame: animate a tracker to draw a curve
+        point by point in data order (e.g. training steps on a log axis), ending exactly on the data."""
+        xs, ys = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        points = self.points_for(xs, ys)
+        line = VMobject().set_stroke(color, stroke_width).set_fill(opacity=0)
+
+        def update(mob):
+            x_end = until()
+            k = int(np.searchsorted(xs, x_end, side="right"))
+            if k == 0:
+                mob.clear_points()
+                return
+            shown = points[:k]
+            if k < len(xs) and x_end > xs[k - 1]:  # the partial segment towards the next point
+                end = self.points_for([x_end], [np.interp(x_end, xs[k - 1 : k + 1], ys[k - 1 : k + 1])])
+                shown = np.vstack([shown, end])
+            if len(shown) < 2:
+                shown = np.vstack([shown, shown])
+            mob.set_points_as_corners(shown)
+
+        line.add_updater(update)
+        update(line)
+        return line
 
     def bars(self, xs, heights, color, width: float | None = None, baseline: float | None = None) -> VGroup:
         """One rectangle per value, from ``baseline`` (default the y axis' low end) to the value."""
