@@ -340,12 +340,13 @@ class RoPERotation(ExplainerScene):
         curve = chart.polyline(distances, bound, pal.query)
         marks = VGroup()
         marked = (0, step, CFG.decay_max_distance)
+        readings = VGroup()  # listed in the chart's empty upper right, so no label sits on the wiggly curve
         for d in marked:
-            point = chart.c2p(d, bound[d])
-            label = zh(f"Δ={d}: {bound[d]:.2f}", "label", color=pal.accent)
-            label.next_to(point, UP, buff=0.15).shift(RIGHT * label.width / 2 * (d == 0))
-            label.shift(LEFT * label.width / 2 * (d == CFG.decay_max_distance))
-            marks.add(VGroup(Dot(point, color=pal.accent, radius=0.06), label))
+            marks.add(Dot(chart.c2p(d, bound[d]), color=pal.accent, radius=0.07))
+            readings.add(zh(f"Δ = {d}：{bound[d]:.2f}", "label", color=pal.accent))
+        readings.arrange(DOWN, aligned_edge=LEFT, buff=0.2)
+        readings.move_to(chart.box.point(0.98, 0.97), aligned_edge=UP + RIGHT)
+        marks.add(readings)
         self.show_number("decay_marks", {int(d): float(bound[d]) for d in marked})
 
         self.play(FadeIn(chart), run_time=theme.QUICK)
