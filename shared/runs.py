@@ -13,7 +13,7 @@ import json
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.files import write_json_atomic
 
@@ -94,6 +94,20 @@ def pick_device(choice: str = "auto") -> str:
 # --- writing and reading -------------------------------------------------------------------------------------------
 
 
+def named_run_path(folder: Path, path_or_name: str | Path) -> Path:
+    """A committed run's name (``"bias"``) → ``folder/bias.json``; a path (with a folder or ``.json``) as it is."""
+    text = str(path_or_name)
+    if "/" in text or text.endswith(".json"):
+        return Path(path_or_name)
+    return folder / f"{text}.json"
+
+
+def regenerate_command(commands: dict[str, str], trainer: str, path: Path) -> str:
+    """The command that wrote a committed log (from ``commands``), else the trainer with that run name."""
+    return commands.get(path.stem, f"python -m {trainer} --name {path.stem} [options as in its 'command']")
+
+
+
 def write_run_log(path: str | Path, log: dict[str, Any]) -> Path:
     """Write ``log`` atomically (temp file + rename) as JSON."""
     return write_json_atomic(path, log, indent=None)
@@ -171,16 +185,12 @@ EVEN_LOAD_TOLERANCE = 0.35
 
 def moe_run_path(path_or_name: str | Path) -> Path:
     """``"bias"`` → ``media/runs/moe/bias.json``; a path (with a folder or ``.json``) is taken as it is."""
-    text = str(path_or_name)
-    if "/" in text or text.endswith(".json"):
-        return Path(path_or_name)
-    return MOE_RUNS_DIR / f"{text}.json"
+    return named_run_path(MOE_RUNS_DIR, path_or_name)
 
 
 def moe_regenerate_command(path_or_name: str | Path) -> str:
     """The command that writes this MoE log (for a name not committed: the trainer with that name)."""
-    name = moe_run_path(path_or_name).stem
-    return MOE_COMMANDS.get(name, f"python -m scripts.train_moe --name {name} [options as recorded in its 'command']")
+    return regenerate_command(MOE_COMMANDS, "scripts.train_moe", moe_run_path(path_or_name))
 
 
 def load_moe_run(path_or_name: str | Path) -> dict:
@@ -293,7 +303,6 @@ def moe_claims(log: dict) -> dict:
 
 # --- grokking runs (scripts/train_grokking.py → media/runs/grokking/NAME.json) -------------------------------------
 
-from typing import NamedTuple  # noqa: E402  (kept inside this section, which is all this section's author edits)
 
 GROKKING_RUNS_DIR = RUNS_DIR / "grokking"
 # The exact command that wrote each committed grokking log (also in media/runs/grokking/README.md and in each log's
@@ -331,16 +340,12 @@ class GrokkingPhases(NamedTuple):
 def grokking_run_path(path_or_name: str | Path) -> Path:
     """``"add_p59_wd1_seed0"`` → ``media/runs/grokking/add_p59_wd1_seed0.json``; a path (with a folder or ``.json``)
     is taken as it is."""
-    text = str(path_or_name)
-    if "/" in text or text.endswith(".json"):
-        return Path(path_or_name)
-    return GROKKING_RUNS_DIR / f"{text}.json"
+    return named_run_path(GROKKING_RUNS_DIR, path_or_name)
 
 
 def grokking_regenerate_command(path_or_name: str | Path) -> str:
     """The command that writes this grokking log (for a name not committed: the trainer with that name)."""
-    name = grokking_run_path(path_or_name).stem
-    return GROKKING_COMMANDS.get(name, f"python -m scripts.train_grokking --name {name} [options as in its 'command']")
+    return regenerate_command(GROKKING_COMMANDS, "scripts.train_grokking", grokking_run_path(path_or_name))
 
 
 def load_grokking_run(path_or_name: str | Path) -> dict:
