@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, FadeOut, Square, Transform, ValueTracker, VGroup, linear, smooth
+from manim import DOWN, RIGHT, UP, FadeIn, FadeOut, Square, Transform, ValueTracker, VGroup, linear, smooth
 
 from shared import theme
 from shared.math.attention import softmax
@@ -106,14 +106,15 @@ class VectorsOnSphere(ExplainerScene):
         self.show_number("max_abs_sum_after_centering", float(np.abs(centred.sum(axis=1)).max()))
         t = ValueTracker(0)
         view = self.stage(self.readout_and_stage()[1])
-        plane = view.disk(lambda: circle_in_plane(ONES, 2.4, 64), pal.key, opacity=0.12)
-        rim = view.curve(lambda: circle_in_plane(ONES, 2.4, 64), pal.key, closed=True)
+        # everything added to the view is drawn by it: the plane, its normal, the moving points and their traces
         moving = lambda: (1 - t.get_value()) * x + t.get_value() * centred
-        traces = view.segments(lambda: x, moving, pal.query, opacity=0.35)
-        normal = view.arrow(lambda: np.zeros(3), lambda: ONES / np.sqrt(3) * 1.8, pal.key)
-        normal_tag = view.label(zh("(1,1,1)", "label", color=pal.key, prose=False), lambda: ONES / np.sqrt(3) * 1.8,
-                                offset=(0.0, 0.35))
-        dots = view.dots(moving, pal.query, radius=0.07)
+        view.disk(lambda: circle_in_plane(ONES, 2.4, 64), pal.key, opacity=0.12)
+        view.curve(lambda: circle_in_plane(ONES, 2.4, 64), pal.key, closed=True)
+        view.segments(lambda: x, moving, pal.query, opacity=0.35)
+        view.arrow(lambda: np.zeros(3), lambda: ONES / np.sqrt(3) * 1.8, pal.key)
+        view.label(zh("(1,1,1)", "label", color=pal.key, prose=False), lambda: ONES / np.sqrt(3) * 1.8,
+                   offset=(0.0, 0.35))
+        view.dots(moving, pal.query, radius=0.07)
         total = self.readout("分量之和最大", lambda: float(np.abs(moving().sum(axis=1)).max()), pal.query)
 
         self.play(FadeIn(view), FadeIn(total), run_time=theme.BEAT)

@@ -11,7 +11,6 @@ palettegen/paletteuse encode that ``explainer gif`` makes at that frame rate and
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

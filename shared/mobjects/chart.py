@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, Line, Rectangle, VGroup, VMobject
+from manim import DOWN, LEFT, UP, Line, Rectangle, VGroup, VMobject
 
 from shared import theme
 from shared.layout import Region, current_layout
