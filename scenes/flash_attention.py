@@ -299,7 +299,7 @@ class FlashAttentionTiles(ExplainerScene):
         self.play(bars.animate.stretch(1 / (l_final * zoom_top), 1, about_edge=DOWN), FadeOut(chart),
                   FadeIn(weight_chart), run_time=theme.SLOW)
         self.play(FadeIn(plain_dots, lag_ratio=0.1), run_time=theme.BEAT)
-        self.say(f"最后除以 ℓ：白点是一次算完的\nsoftmax，最大差 {fmt_tiny(weight_gap)}", color=pal.value)
+        self.say(f"最后除以 ℓ：圆点是一次算完的\nsoftmax，最大差 {fmt_tiny(weight_gap)}", color=pal.value)
         self.wait(theme.HOLD)
         self.say(f"输出 O 也边乘 α 边累加\n整体最大差 {fmt_tiny(output_gap)}", color=pal.value)
         self.wait(theme.HOLD)

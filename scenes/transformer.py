@@ -97,7 +97,7 @@ class TransformerDataFlow(ExplainerScene):
         self.show_title("一台翻译机")
         # Portrait is nearly square and narrow: token rows wrap to 2×2 and the diagram uses the small role.
         role = "small" if self.is_portrait else "label"
-        stack = dict(role=role, gap=0.18, pad_em=0.5, frame_buff=0.15)
+        stack = dict(role=role, gap=0.14, pad_em=0.5, frame_buff=0.12, arrows=False)  # tight: no room for arrows
         width = max(Block(t, role=role, pad_em=0.5).width for t in ("掩码自注意力", "交叉注意力"))
         enc = BlockStack(["自注意力", "FFN"], width=width, color=pal.query, title="编码器 ×N", **stack)
         dec = BlockStack(["掩码自注意力", "交叉注意力", "FFN"], width=width, color=pal.key, title="解码器 ×N",
@@ -108,10 +108,11 @@ class TransformerDataFlow(ExplainerScene):
         if self.is_portrait:
             for row in (source, written, target):
                 row.arrange_in_grid(rows=2, cols=2, buff=0.12)
-        dec.next_to(enc, RIGHT, buff=0.8 if self.is_portrait else 1.1, aligned_edge=DOWN)
-        source.next_to(enc, DOWN, buff=0.3)
-        written.next_to(dec, DOWN, buff=0.3)
-        target.next_to(dec, UP, buff=0.3)
+        dec.next_to(enc, RIGHT, buff=1.0 if self.is_portrait else 1.1, aligned_edge=DOWN)
+        token_buff = 0.4  # room for a readable arrow between a token row and its stack
+        source.next_to(enc, DOWN, buff=token_buff)
+        written.next_to(dec, DOWN, buff=token_buff)
+        target.next_to(dec, UP, buff=token_buff)
         token_gap = 0.5  # the two bottom token rows must not run into each other
         overlap = source.get_right()[0] + token_gap - written.get_left()[0]
         if overlap > 0:

@@ -109,14 +109,16 @@ class BlockStack(VGroup):
 
     def __init__(self, labels: Sequence[str], *, width: float | None = None, color=None, title: str = "",
                  gap: float = 0.35, block_height: float | None = None, role: str = "label", direction=UP,
-                 pad_em: float = PAD_EM, frame_buff: float = 0.25, **kwargs):
+                 pad_em: float = PAD_EM, frame_buff: float = 0.25, arrows: bool = True, **kwargs):
         super().__init__(**kwargs)
         if width is None:  # all blocks as wide as the widest label needs
             width = max(Block(t, role=role, pad_em=pad_em).width for t in labels)
         self.blocks = VGroup(*(Block(t, color=color, width=width, height=block_height, role=role, pad_em=pad_em)
                                for t in labels))
         self.blocks.arrange(direction, buff=gap)
-        self.arrows = VGroup(*(connect(a, b) for a, b in zip(self.blocks[:-1], self.blocks[1:])))
+        # Arrows between blocks (leave them out when the blocks are too close for an arrow to read as one).
+        pairs = zip(self.blocks[:-1], self.blocks[1:]) if arrows else ()
+        self.arrows = VGroup(*(connect(a, b) for a, b in pairs))
         self.add(self.blocks, self.arrows)
         if title:
             self.frame, self.title = titled_frame(self.blocks, title, color=color, role=role, buff=frame_buff)
