@@ -190,7 +190,7 @@ class MoERouting(ExplainerScene):
     def expert_grid(self, width: float, height: float, lit: dict[int, str]) -> VGroup:
         """N experts as a 2-row grid filling width × height; ``lit`` maps expert → colour."""
         pal = self.palette
-        rows, cols = 2, self.toy.logits.shape[1] // 2
+        rows, cols = 2, CFG.n_experts // 2
         cell_w, cell_h = width / cols, height / rows
         grid = VGroup()
         for e in range(rows * cols):
@@ -587,7 +587,7 @@ class MoERouting(ExplainerScene):
         self.play(FadeIn(terms[1]), run_time=theme.QUICK)
         self.play(FadeIn(terms[2]), run_time=theme.QUICK)
         self.say("哪个专家又忙、概率又高\n它的项就大", color=pal.key, hold=True)
-        self.say(f"全部均分时最小 = {balanced:g}\n塌缩的 none 跑到 {collapsed:.2f}", color=pal.value, hold=True)
+        self.say(f"负载全部均分时 = {balanced:g}\n塌缩的 none 跑到 {collapsed:.2f}", color=pal.value, hold=True)
         self.say(f"乘一个小系数 α = {alpha:g}\n把概率往闲的专家推", hold=True)
         self.clear_stage()
 
@@ -609,8 +609,7 @@ class MoERouting(ExplainerScene):
         self.say(f"同样的任务，α = {log['config']['aux_coef']:g}")
         self.play(t.animate.set_value(split), run_time=CFG.early_play_seconds, rate_func=linear)
         self.play(t.animate.set_value(len(log["history"]) - 1), run_time=CFG.late_play_seconds, rate_func=linear)
-        self.say(f"第 {claims['balance_step']} 步起\n{log['config']['n_experts']} 个专家都有活干", color=pal.key,
-                 hold=True)
+        self.say(f"第 {claims['balance_step']} 步起\n负载一直保持均衡", color=pal.key, hold=True)
         self.say(f"最后：最忙/最闲 = {claims['max_over_min']:.2f}×", color=pal.value, hold=True)
         self.say(f"任务 loss 也更低\n{claims['final_eval_loss']:.3f} vs none 的 {none_claims['final_eval_loss']:.3f}",
                  color=pal.value, hold=True)
