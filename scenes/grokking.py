@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, FadeOut, Rectangle, ValueTracker, VGroup, linear
+from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, FadeOut, Rectangle, Transform, ValueTracker, VGroup, linear
 
 from shared import theme
 from shared.mobjects.chart import AxisSpec, Chart
@@ -274,7 +274,7 @@ class GrokkingCurves(ExplainerScene):
         self.play(FadeIn(chart), FadeIn(bars), FadeIn(step_tag), run_time=theme.BEAT)
         self.say(f"前 {CFG.top_frequencies} 个频率只占 {top_share[early['step']]:.0%}")
         self.wait(theme.QUICK)
-        self.play(bars.animate.become(late_bars), step_tag.animate.become(late_tag), run_time=theme.SLOW)
+        self.play(Transform(bars, late_bars), Transform(step_tag, late_tag), run_time=theme.SLOW)
         self.say(f"学会后：前 {CFG.top_frequencies} 个占 {top_share[late['step']]:.0%}\n用少数频率做模加法",
                  color=pal.accent, hold=True)
         self.clear_stage()

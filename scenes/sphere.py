@@ -210,7 +210,7 @@ class VectorsOnSphere(ExplainerScene):
         self.play(FadeIn(wire), FadeIn(note), FadeIn(tokens), run_time=theme.BEAT)
         self.say(f"{len(paths)} 个 token 穿过 {CFG.model_layers} 层")
         self.play(progress.animate.set_value(1), view.yaw.animate.increment_value(1.2), run_time=7, rate_func=linear)
-        self.say(rich(f"长度始终 $sqrt({d_model}) approx {norms.mean():.3f}$\\ 变的只是方向", color=pal.accent),
+        self.say(rich(f"长度始终 $sqrt({d_model}) approx {norms.mean():.3f}$\n变的只是方向", color=pal.accent),
                  hold=True)
         self.clear_stage()
 
@@ -298,7 +298,7 @@ class VectorsOnSphere(ExplainerScene):
         self.play(Transform(bars["raw"], bars["scaled"]), Transform(raw_label, scaled_label),
                   Transform(grids["raw"], grids["scaled"]), Transform(stats["raw"], stats["scaled"]),
                   run_time=theme.SLOW)
-        self.say(rich("除以 $sqrt(d)$：方差回到 1 \\ 注意力重新分散开", color=pal.value), hold=True)
+        self.say(rich("除以 $sqrt(d)$：方差回到 1\n注意力重新分散开", color=pal.value), hold=True)
         self.clear_stage()
 
 

@@ -16,7 +16,17 @@ from manim import FadeIn, FadeOut, Scene, config
 
 from shared import theme
 from shared.layout import configure_frame, current_layout
-from shared.text import zh
+from shared.text import TEXT_TAGS, is_text, zh
+
+
+def carry_text_tags(animation) -> None:
+    """After ``Transform(a, b)`` of text into text, ``a`` shows ``b``: give it ``b``'s role, size and source, so the
+    layout check measures what is on screen."""
+    target = getattr(animation, "target_mobject", None)
+    mobject = getattr(animation, "mobject", None)
+    if target is not None and mobject is not None and is_text(target) and is_text(mobject) and target is not mobject:
+        for tag in TEXT_TAGS:
+            setattr(mobject, tag, getattr(target, tag))
 
 
 @dataclass
@@ -81,6 +91,8 @@ class ExplainerScene(Scene):
 
     def play(self, *args, **kwargs):
         super().play(*args, **kwargs)
+        for animation in args:
+            carry_text_tags(animation)
         for hook in type(self).frame_hooks:
             hook(self, self.section_name)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import unicodedata
 from pathlib import Path
 
@@ -136,6 +137,9 @@ def _preamble(bold: bool) -> str:
     )
 
 
+TEXT_TAGS = ("text_role", "em_at_creation", "width_at_creation", "source_text", "prose_lines")
+
+
 def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int, prose: bool | None = None) -> VMobject:
     mob.text_role = role
     mob.em_at_creation = em
@@ -193,9 +197,11 @@ def rich(
 ) -> Typst:
     """Typst markup mixing Chinese and inline math, e.g. ``"位置 $m$ 转过 $m theta$"``.
 
-    Colour parts with ``#text(fill: rgb("#hex"))[...]``; uncoloured parts take ``color``.
+    Colour parts with ``#text(fill: rgb("#hex"))[...]``; uncoloured parts take ``color``. ``\n`` breaks the line
+    (as in :func:`zh`; in Typst a bare newline would only be a space).
     """
     check_glyphs(markup)
+    markup = re.sub(r"(?<!\\)\n", "\\\\\n", markup)  # a newline not already escaped → Typst line break
     em = _role_em(role)
     color = color or theme.palette().text
     mob = Typst(markup, typst_preamble=_preamble(bold), font_size=em * FONT_SIZE_PER_EM_UNIT, color=color)
@@ -280,6 +286,11 @@ class LiveNumber(VGroup):
         _tag(self, role, em, "", 0)
         self._rebuild()
         self.add_updater(lambda m: m._rebuild())
+
+    def __deepcopy__(self, memo):
+        # Animations copy their mobjects; the glyph table is read-only and shared, so never copy it.
+        memo[id(self._table)] = self._table
+        return super().__deepcopy__(memo)
 
     def text(self) -> str:
         return self.fmt.format(self.value_fn()).replace("-", "−")

@@ -24,7 +24,6 @@ from shared.math.rope import (
     yarn_frequencies,
 )
 
-torch.set_default_dtype(torch.float64)
 
 
 # --- independent torch references ------------------------------------------------------------------------------------
