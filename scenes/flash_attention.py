@@ -304,4 +304,4 @@ class FlashAttentionTiles(ExplainerScene):
         self.say(f"输出 O 也边乘 α 边累加\n整体最大差 {fmt_tiny(output_gap)}", color=pal.value)
         self.wait(theme.HOLD)
         self.say("计算量还是 O(n²)\n但 n × n 矩阵从没存下", color=pal.accent, hold=True)
-        self.clear_stage()
+        # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

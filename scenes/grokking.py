@@ -305,4 +305,4 @@ class GrokkingCurves(ExplainerScene):
         self.say("梯度推着 W 背题\nλ 每步把 W 往 0 拉")
         self.wait(theme.HOLD)
         self.say("能用更小的 W 解题时\n泛化就出现了", color=pal.accent, hold=True)
-        self.clear_stage()
+        # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

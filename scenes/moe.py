@@ -880,4 +880,4 @@ class MoERouting(ExplainerScene):
         self.wait(theme.HOLD)
         self.say(f"没选中的 {idle_experts} 个专家\n{idle / BILLION:.1f}B：存着，不算", color=pal.accent, hold=True)
         self.wait(theme.HOLD)
-        self.clear_stage()
+        # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

@@ -401,4 +401,4 @@ class RoPERotation(ExplainerScene):
         self.play(Create(bounds), FadeIn(bound_labels), run_time=theme.BEAT)
         self.say(f"再把注意力放大 {factor:.2f} 倍\n0.1·ln s + 1", color=pal.value, hold=True)
         self.wait(theme.HOLD)
-        self.clear_stage()
+        # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

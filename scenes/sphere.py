@@ -299,7 +299,7 @@ class VectorsOnSphere(ExplainerScene):
                   Transform(grids["raw"], grids["scaled"]), Transform(stats["raw"], stats["scaled"]),
                   run_time=theme.SLOW)
         self.say(rich("除以 $sqrt(d)$：方差回到 1\n注意力重新分散开", color=pal.value), hold=True)
-        self.clear_stage()
+        # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here
 
 
 class WeightGrid(VGroup):

@@ -640,4 +640,4 @@ class TransformerDataFlow(ExplainerScene):
         self.play(FadeIn(prompt, shift=0.2 * RIGHT), run_time=theme.BEAT)
         self.play(LaggedStart(*[FadeIn(t, shift=0.2 * LEFT) for t in written], lag_ratio=0.6), run_time=theme.SLOW)
         self.say("翻译也变成续写：\n给开头，接着往下写", color=pal.accent, hold=True)
-        self.clear_stage()
+        # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here
