@@ -15,7 +15,13 @@ from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, FadeOut, Rectangle, Tra
 from shared import theme
 from shared.mobjects.chart import AxisSpec, Chart
 from shared.mobjects.grid import BinaryGrid
-from shared.runs import grokking_grid, grokking_phase_steps, grokking_snapshot, load_grokking_run
+from shared.runs import (
+    grokking_grid,
+    grokking_phase_steps,
+    grokking_snapshot,
+    load_grokking_run,
+    short_device_name,
+)
 from shared.scene import ExplainerScene
 from shared.text import LiveNumber, formula, rich, zh
 
@@ -74,7 +80,8 @@ class GrokkingCurves(ExplainerScene):
         top_row, body, note_area = self.layout.figure.rows([0.1, 0.82, 0.08], gap=0.1)
         ticks = log_ticks(last)
         if self.is_portrait:  # stacked, sharing the step axis
-            acc_area, norm_area = body.rows([0.56, 0.44], gap=0.15)
+            # tick labels hang half a line past each chart: leave a label's height and more between the two
+            acc_area, norm_area = body.rows([0.56, 0.44], gap=1.3 * self.layout.text_em("label"))
             acc_x = AxisSpec(1, last, [(v, "") for v, _ in ticks], log=True)
         else:  # side by side, each with its own step axis
             acc_area, norm_area = body.cols([0.6, 0.4], gap=0.5)
@@ -99,7 +106,7 @@ class GrokkingCurves(ExplainerScene):
         self.norm_tag = norm_tag
         prov = self.run["provenance"]
         self.provenance_note = note_area.place(
-            zh(f"{prov['device']} · {prov['wall_seconds']:.0f} 秒 · seed {self.run['config']['seed']}", "small",
+            zh(f"{short_device_name(prov['device'])} · {prov['wall_seconds']:.0f} 秒 · seed {self.run['config']['seed']}", "small",
                color=pal.muted), align="left")
         self.step_counter = LiveNumber(lambda: 10 ** self.step.get_value(), "step {:.0f}", "label", color=pal.accent)
         widest = LiveNumber(last, "step {:.0f}", "label")  # room for the longest count, right-aligned
@@ -203,11 +210,11 @@ class GrokkingCurves(ExplainerScene):
         self.advance_to(end, run_time=5)
         marks = VGroup()
         names = {"memorized": "背下", "grokking": "过半", "generalized": "学会"}
-        heights = {"memorized": 0.55, "grokking": 0.35, "generalized": 0.15}
-        for key, step in self.phases._asdict().items():
+        top, line_step = self.acc_chart.c2p(1, 0.6)[1], 1.35 * self.layout.text_em("label")  # stacked, never touching
+        for i, (key, step) in enumerate(self.phases._asdict().items()):
             line = self.acc_chart.vline(step, pal.accent)
             tag = zh(f"{names[key]} {step}", "label", color=pal.accent, prose=False)
-            point = self.acc_chart.c2p(step, heights[key])
+            point = np.array([self.acc_chart.c2p(step, 0)[0], top - i * line_step, 0])
             fits_right = point[0] + 0.1 + tag.width < self.acc_chart.box.right
             tag.next_to(point, RIGHT if fits_right else LEFT, buff=0.1)
             marks.add(VGroup(line, tag))
@@ -235,7 +242,8 @@ class GrokkingCurves(ExplainerScene):
         tag = zh("红线：λ = 0", "label", color=pal.warning, prose=False).next_to(self.legend, RIGHT, buff=0.5)
         final = self.no_decay["history"][-1]
         self.show_number("no_decay_final", final)
-        self.play(FadeOut(self.phase_marks), FadeIn(tag), run_time=theme.QUICK)
+        # the step counter belongs to the λ = 1 run; the red curves run to their own last step, so it goes
+        self.play(FadeOut(self.phase_marks), FadeOut(self.step_counter), FadeIn(tag), run_time=theme.QUICK)
         self.add(test, train, norm)
         self.play(reached.animate.set_value(np.log10(steps[-1])), run_time=6, rate_func=linear)
         self.say(f"λ = 0：训练 {final['train_acc']:.0%}，测试 {final['test_acc']:.0%}\n"

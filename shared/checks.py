@@ -5,7 +5,7 @@
 - anything visible outside the safe area (portrait: the 9:16 safe band of DESIGN §4; others: the frame less a margin);
 - text smaller than the legibility minimum for the aspect (``theme.MIN_TEXT_EM``);
 - more prose lines on screen than ``theme.MAX_PROSE_LINES``;
-- two pieces of text overlapping each other.
+- two pieces of text overlapping, or side by side closer than ``MIN_TEXT_GAP_EM`` (they would read as one word).
 
 Mark a mobject ``mob.layout_exempt = True`` for decoration that may bleed off the frame on purpose.
 """
@@ -21,6 +21,7 @@ from shared.layout import Layout, current_layout
 from shared.text import em_size, is_text
 
 TOLERANCE = 0.02  # frame units
+MIN_TEXT_GAP_EM = 0.15  # side-by-side texts closer than this (in ems of the smaller) read as one run of text
 
 
 def _visible(mob: Mobject) -> bool:
@@ -97,6 +98,10 @@ def layout_problems(mobjects, layout: Layout | None = None) -> list[str]:
             dy = min(box_a[3], box_b[3]) - max(box_a[2], box_b[2])
             if dx > TOLERANCE and dy > TOLERANCE:
                 problems.append(f"{_describe(a)} overlaps {_describe(b)}")
+                continue
+            gap = MIN_TEXT_GAP_EM * min(em_size(a), em_size(b))
+            if dy > TOLERANCE and dx > -gap:  # side by side on one line with no space between: read as one word
+                problems.append(f"{_describe(a)} touches {_describe(b)} (less than {MIN_TEXT_GAP_EM:g} em apart)")
     return problems
 
 

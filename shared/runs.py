@@ -54,6 +54,22 @@ def device_name(device) -> str:
     return cpu_model()
 
 
+def short_device_name(device: str) -> str:
+    """A provenance device short enough for a caption: memory size and form factor dropped from GPU names.
+
+    'NVIDIA H100 80GB HBM3' → 'NVIDIA H100', 'NVIDIA A100-SXM4-40GB' → 'NVIDIA A100', 'NVIDIA GeForce RTX 4090' →
+    'NVIDIA RTX 4090'; a CPU model stays as it is. A resumed run's 'A + resumed on B' keeps A, where it started.
+    """
+    import re
+
+    first = device.split(" + resumed on ")[0]
+    if not first.startswith("NVIDIA"):
+        return first
+    noise = r"\d+GB|HBM\w*|PCIe|SXM\w*|NVL|GeForce"
+    first = re.sub(rf"[- ]({noise})(?=$|[- ])", "", first, flags=re.IGNORECASE)
+    return " ".join(first.split())
+
+
 def git_commit() -> str | None:
     """The repository's HEAD commit, with '-dirty' when tracked files differ; None outside a git checkout."""
     try:
@@ -308,12 +324,14 @@ GROKKING_RUNS_DIR = RUNS_DIR / "grokking"
 # The exact command that wrote each committed grokking log (also in media/runs/grokking/README.md and in each log's
 # "command"). Run from the repository root.
 GROKKING_COMMANDS = {
-    "add_p59_wd1_seed0": "python -m scripts.train_grokking --threads 1",
-    "add_p59_wd1_seed1": "python -m scripts.train_grokking --seed 1 --threads 1",
-    "add_p59_wd1_seed2": "python -m scripts.train_grokking --seed 2 --threads 1",
-    "add_p59_wd0_seed0": "python -m scripts.train_grokking --weight-decay 0 --steps 20000 --threads 1",
-    "add_p59_wd1_frac0.4_seed0": "python -m scripts.train_grokking --train-fraction 0.4 --steps 20000 --threads 1",
-    "add_p59_wd1_frac0.3_seed0": "python -m scripts.train_grokking --train-fraction 0.3 --steps 40000 --threads 1",
+    "add_p59_wd1_seed0": "python -m scripts.train_grokking",
+    "add_p59_wd1_seed1": "python -m scripts.train_grokking --seed 1",
+    "add_p59_wd1_seed2": "python -m scripts.train_grokking --seed 2",
+    "add_p59_wd0_seed0": "python -m scripts.train_grokking --weight-decay 0 --steps 20000",
+    "add_p59_wd1_frac0.4_seed0": "python -m scripts.train_grokking --train-fraction 0.4 --steps 20000",
+    "add_p59_wd1_frac0.3_seed0": "python -m scripts.train_grokking --train-fraction 0.3 --steps 40000",
+    "add_p113_wd1_frac0.3_transformer_seed0":
+        "python -m scripts.train_grokking --p 113 --train-fraction 0.3 --model transformer --steps 30000",
 }
 GROKKING_REQUIRED = {
     "top": ("command", "split", "snapshots"),

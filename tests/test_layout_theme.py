@@ -97,6 +97,11 @@ def test_layout_check_catches_problems(aspect):
         assert any("minimum" in p for p in layout_problems([tiny], layout))
         a, b = zh("重叠", "body"), zh("重叠", "body").shift(0.1 * RIGHT)
         assert any("overlaps" in p for p in layout_problems([a, b], layout))
+        # side by side with no gap reads as one word; a space's width apart reads as two
+        touching = zh("挨着", "label", prose=False).next_to(a, RIGHT, buff=0.01)
+        assert any("touches" in p for p in layout_problems([a, touching], layout))
+        apart = zh("分开", "label", prose=False).next_to(a, RIGHT, buff=0.3 * em_size(a))
+        assert layout_problems([a, apart], layout) == []
         lines = VGroup(*(zh(f"第{i}行", "body") for i in range(5))).arrange(direction=[0, -1, 0])
         layout.figure.fit(lines)
         assert any("lines of prose" in p for p in layout_problems([lines], layout))

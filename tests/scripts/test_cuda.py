@@ -33,11 +33,15 @@ def test_grokking_on_cuda_is_deterministic_resumes_exactly_and_names_the_gpu(tmp
     assert provenance["device"] == torch.cuda.get_device_name(0)
     assert provenance["cuda_version"] == torch.version.cuda is not None
 
-    assert comparable(train(TINY, tmp_path / "b.json", device="cuda", progress=False)) == comparable(log)
+    # same file name in another folder: the log records its command, and the name is part of it
+    (tmp_path / "again").mkdir()
+    assert comparable(train(TINY, tmp_path / "again" / "a.json", device="cuda", progress=False)) == comparable(log)
 
-    checkpoint = tmp_path / "c.pt"
-    assert train(TINY, tmp_path / "c.json", device="cuda", checkpoint=checkpoint, stop_after=77, progress=False) is None
-    resumed = train(TINY, tmp_path / "c.json", device="cuda", checkpoint=checkpoint, progress=False)
+    checkpoint = tmp_path / "a.pt"
+    (tmp_path / "resumed").mkdir()
+    out = tmp_path / "resumed" / "a.json"
+    assert train(TINY, out, device="cuda", checkpoint=checkpoint, stop_after=77, progress=False) is None
+    resumed = train(TINY, out, device="cuda", checkpoint=checkpoint, progress=False)
     assert comparable(resumed) == comparable(log)
 
 
