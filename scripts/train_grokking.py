@@ -419,7 +419,7 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
     def wall() -> float:
         return wall_before + time.perf_counter() - started
 
-    def save_checkpoint():
+    def save_checkpoint(step: int):
         state = {
             "config": config_dict,
             "model": model.state_dict(),
@@ -434,7 +434,7 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
             torch.save(state, tmp)
 
     @torch.no_grad()
-    def measure():
+    def measure(step: int):
         """Record step ``step`` (after ``step`` updates): losses and accuracies on both splits, ‖W‖, snapshot."""
         model.eval()
         logits = model(pairs)
@@ -451,22 +451,22 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
     with progress_bar as bar:
         task = bar.add_task("grokking", total=config.steps, completed=step, stats="")
         if step == 0 and not history:
-            measure()
-        while step < config.steps:
+            measure(0)
+
+        def optimizer_step(step: int):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, step)
             optimizer.zero_grad(set_to_none=True)
-            loss = cross_entropy64(model(train_pairs), train_labels)
-            loss.backward()
+            cross_entropy64(model(train_pairs), train_labels).backward()
             optimizer.step()
-            step += 1
-            if step in log_at:
-                bar.update(task, completed=step, stats=_stats(measure()))
-            stopping = stop_after is not None and step >= stop_after and step < config.steps
-            if checkpoint is not None and step < config.steps and (step % checkpoint_every == 0 or stopping):
-                save_checkpoint()
-            if stopping:
-                return None
+
+        def report(done: int, stats: str):
+            bar.update(task, completed=done, stats=stats)
+
+        saver = save_checkpoint if checkpoint is not None else None
+        if not _run_steps(step, config.steps, optimizer_step, measure, log_at, saver, checkpoint_every, stop_after,
+                          report):
+            return None
 
     provenance = {**provenance, "wall_seconds": round(wall(), 2)}
     log = _run_log(command_line(config, Path(out_path).stem, threads), config_dict, provenance, is_train, config.p,
@@ -601,7 +601,7 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
     def wall() -> float:
         return wall_before + time.perf_counter() - started
 
-    def save_checkpoint():
+    def save_checkpoint(step: int):
         state = {
             "configs": config_dicts,
             "params": {k: v.detach() for k, v in params.items()},
@@ -616,7 +616,7 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
             torch.save(state, tmp)
 
     @torch.no_grad()
-    def measure():
+    def measure(step: int):
         logits = vmap(forward, in_dims=(0, None))(params, pairs)  # (M, p², p)
         norms = torch.sqrt(sum(w.detach().double().pow(2).flatten(1).sum(1) for w in params.values()))  # (M,)
         for i in range(n_models):
@@ -632,8 +632,9 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
     with _progress(progress, base, step, label=f"sweep of {n_models}") as bar:
         task = bar.add_task("grokking", total=base.steps, completed=step, stats="")
         if step == 0 and not histories[0]:
-            measure()
-        while step < base.steps:
+            measure(0)
+
+        def optimizer_step(step: int):
             lr = lr_at(base, step)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -646,14 +647,14 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
                 for w in params.values():
                     w.mul_(factors.view(-1, *[1] * (w.dim() - 1)))
             optimizer.step()
-            step += 1
-            if step in log_at:
-                bar.update(task, completed=step, stats="first: " + _stats(measure()))
-            stopping = stop_after is not None and step >= stop_after and step < base.steps
-            if checkpoint is not None and step < base.steps and (step % checkpoint_every == 0 or stopping):
-                save_checkpoint()
-            if stopping:
-                return None
+
+        def report(done: int, stats: str):
+            bar.update(task, completed=done, stats="first: " + stats)
+
+        saver = save_checkpoint if checkpoint is not None else None
+        if not _run_steps(step, base.steps, optimizer_step, measure, log_at, saver, checkpoint_every, stop_after,
+                          report):
+            return None
 
     provenance = {**provenance, "wall_seconds": round(wall(), 2)}
     command = sweep_command_line(configs, threads)
@@ -665,6 +666,26 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)
     return logs
+
+
+def _run_steps(step, total, optimizer_step, measure, log_at, save_checkpoint, checkpoint_every, stop_after, report):
+    """The training loop both trainers share: optimiser steps from ``step`` to ``total``.
+
+    After each step: ``measure(step)`` at logged steps (its record goes to ``report(step, stats)``), and
+    ``save_checkpoint(step)`` (when given) every ``checkpoint_every`` steps and at ``stop_after``. Returns False when
+    it stopped at ``stop_after`` before ``total``, True when the run is complete.
+    """
+    while step < total:
+        optimizer_step(step)
+        step += 1
+        if step in log_at:
+            report(step, _stats(measure(step)))
+        stopping = stop_after is not None and stop_after <= step < total
+        if save_checkpoint is not None and step < total and (step % checkpoint_every == 0 or stopping):
+            save_checkpoint(step)
+        if stopping:
+            return False
+    return True
 
 
 def lr_at(config: GrokkingConfig, step: int) -> float:
