@@ -2,7 +2,8 @@
 
 Every function matches a reference implementation and is tested against torch in ``tests/math/test_rope.py``:
 RoFormer (Su et al. 2021), Meta Llama's ``apply_rotary_emb`` (``view_as_complex`` × ``polar``), Hugging Face's
-``rotate_half`` form and ``modeling_rope_utils`` (linear/position interpolation, dynamic-NTK base, YaRN).
+``rotate_half`` form and ``modeling_rope_utils`` (linear/position interpolation, dynamic NTK, YaRN), and the NTK-aware
+base of bloc97 (2023).
 """
 
 from __future__ import annotations
@@ -96,7 +97,8 @@ def rope_decay_curve(dim: int, distances, base: float = 10000.0) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        One value per relative distance Δ. For dim = 128: Δ = 0 → 32.5, Δ = 8 → 19.82, Δ = 64 → 10.09.
+        One value per relative distance Δ. At Δ = 0 every |S_j| = j, so the bound is (dim/2 + 1)/2 (32.5 for
+        dim = 128); it falls as Δ grows (19.82 at Δ = 8 and 10.09 at Δ = 64 for dim = 128, base 10000).
 
     References
     ----------
@@ -109,10 +111,19 @@ def rope_decay_curve(dim: int, distances, base: float = 10000.0) -> np.ndarray:
 
 
 def ntk_scaled_base(base: float, scale: float, dim: int) -> float:
-    """NTK-aware base: base·scale^(dim/(dim−2)), so the slowest pair is interpolated by ``scale``.
+    """NTK-aware base b' = b·s^(dim/(dim−2)): the slowest pair turns exactly s times slower, the fastest as before.
 
-    d = 128, s = 4 → 40889.94. References: bloc97's "NTK-aware scaled RoPE" (2023); HF
-    ``_compute_dynamic_ntk_parameters`` at sequence length ``scale × original``.
+    θ'_i = b'^(−2i/dim) = θ_i · s^(−2i/(dim−2)): pair 0 keeps θ_0 = 1, pair dim/2 − 1 gets θ/s, and the pairs between
+    are slowed by less and less towards the fast end. For dim = 128, s = 4: 40889.94.
+
+    This is the static NTK-aware base. Hugging Face's ``rope_type="dynamic"`` (``_compute_dynamic_ntk_parameters``)
+    recomputes a base from the current sequence length instead: b·(factor·L/L_orig − (factor − 1))^(dim/(dim−2));
+    the two agree only when factor = 1 and L = s·L_orig.
+
+    References
+    ----------
+    bloc97, "NTK-Aware Scaled RoPE allows LLaMA models to have extended (8k+) context size without any fine-tuning"
+    (2023); Peng et al. 2023 (YaRN) §3.1, "NTK-aware" interpolation.
     """
     return base * scale ** (dim / (dim - 2))
 
@@ -170,11 +181,50 @@ def yarn_frequencies(
     return theta / scale * (1.0 - keep) + theta * keep
 
 
-def yarn_attention_factor(scale: float) -> float:
-    """YaRN's attention temperature factor 0.1·ln(scale) + 1 (1 for scale ≤ 1). HF ``get_mscale``."""
-    if scale <= 1:
-        return 1.0
-    return 0.1 * math.log(scale) + 1.0
+def _yarn_mscale(scale: float, mscale: float = 1.0) -> float:
+    # HF's get_mscale: 0.1·mscale·ln(scale) + 1, and 1 when the context is not extended.
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def yarn_attention_factor(scale: float, mscale: float | None = None, mscale_all_dim: float | None = None) -> float:
+    """YaRN's factor on cos and sin, so on q and on k each: 0.1·ln(scale) + 1 (1 for scale ≤ 1).
+
+    Both q and k are multiplied by it (HF scales the rotary ``cos`` and ``sin``), so the attention logits q·k are
+    multiplied by its square: see :func:`yarn_logit_scale`. At scale 32: 1.347 on q and k, 1.813 on the logits.
+
+    Parameters
+    ----------
+    scale
+        Context extension factor s (HF ``rope_scaling["factor"]``).
+    mscale, mscale_all_dim
+        DeepSeek-style configs give both; then the factor is m(mscale)/m(mscale_all_dim) with
+        m(x) = 0.1·x·ln(scale) + 1 (1 when they are equal: DeepSeek-V3 puts m(mscale_all_dim)² into its softmax scale
+        instead). With either missing or 0, the plain 0.1·ln(scale) + 1.
+
+    References
+    ----------
+    Peng et al. 2023 (YaRN) §3.4: √(1/t) = 0.1·ln(s) + 1, applied by scaling the RoPE embeddings; HF
+    ``modeling_rope_utils._compute_yarn_parameters`` (``attention_factor`` from ``get_mscale``), used as
+    ``attention_scaling`` in ``LlamaRotaryEmbedding.forward``: ``cos = emb.cos() * attention_scaling``, and the same
+    for ``sin``.
+    """
+    if mscale and mscale_all_dim:
+        return _yarn_mscale(scale, mscale) / _yarn_mscale(scale, mscale_all_dim)
+    return _yarn_mscale(scale)
+
+
+def yarn_logit_scale(scale: float, mscale: float | None = None, mscale_all_dim: float | None = None) -> float:
+    """How much YaRN multiplies the attention logits q·k/√d: the square of :func:`yarn_attention_factor`.
+
+    This is YaRN's 1/t (softmax(q·k / (t·√d))): 1.813 at scale 32, 1.459 at scale 8, 1 without extension. A larger
+    factor sharpens the softmax, undoing the flattening that a longer context brings.
+
+    References
+    ----------
+    Peng et al. 2023 (YaRN) §3.4, eq. for the temperature t; HF ``LlamaRotaryEmbedding`` scales cos and sin, so
+    ``apply_rotary_pos_emb`` returns q·a and k·a and their dot product carries a².
+    """
+    return yarn_attention_factor(scale, mscale, mscale_all_dim) ** 2
 
 
 def rope_self_attention(x, w_q, w_k, w_v, positions=None, base: float = 10000.0, layout: str = "interleaved"):

@@ -1,4 +1,4 @@
-"""shared.math.attention against torch in float64 (DESIGN §6, §8; issue 5).
+"""shared.math.attention against torch in float64.
 
 References: ``torch.nn.functional.scaled_dot_product_attention`` (output), an explicit ``torch.softmax`` of the
 masked scores (weights), ``torch.softmax``, and Milakov & Gimelshein 2018's online-normaliser recurrence.
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from shared.math.attention import flash_attention, online_softmax_trace, scaled_dot_product_attention, softmax
 
-TOL = 1e-10  # float64 agreement required by issue 5
+TOL = 1e-10  # float64 agreement with torch
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -163,11 +163,15 @@ def test_sdpa_broadcasts_kv_over_heads_like_torch():
 # ------------------------------------------------------------------------------------------------------ online softmax
 
 
-def test_online_softmax_trace_published_example():
-    m, d = online_softmax_trace([1, 3, 2, 5, 4])
-    assert m[-1] == 5.0
-    assert d[-1] == pytest.approx(1.5713174316646532, abs=1e-15)
+def test_online_softmax_trace_worked_example():
+    """The example in attention.py's docstring, x = [1, 3, 2, 5, 4]: the running max goes 1, 3, 3, 5, 5 and the final
+    normaliser is Σ e^{x_i − 5} (1.5713…), here from torch.logsumexp."""
+    x = [1, 3, 2, 5, 4]
+    m, d = online_softmax_trace(x)
     np.testing.assert_array_equal(m, [1, 3, 3, 5, 5])
+    xs = torch.tensor(x, dtype=torch.float64)
+    assert d[-1] == pytest.approx(torch.exp(torch.logsumexp(xs, 0) - xs.max()).item(), rel=1e-15)
+    assert round(d[-1], 4) == 1.5713  # as the docstring quotes it
 
 
 def _independent_online_normalizer(x):

@@ -1,5 +1,5 @@
-"""shared/math/moe.py against torch transcriptions of Mixtral/HF and DeepSeek-V3 routing, DESIGN §6's test vector,
-and DeepSeek-V3's parameter count against a torch module built from the same config."""
+"""shared/math/moe.py against torch transcriptions of Mixtral/HF and DeepSeek-V3 routing, a small example worked by
+hand, and DeepSeek-V3's parameter count against a torch module built from the same config."""
 
 from __future__ import annotations
 
@@ -66,21 +66,24 @@ def torch_deepseek_v3_gate(logits: torch.Tensor, bias: torch.Tensor, k: int, rou
     return indices, weights * route_scale
 
 
-# --- DESIGN §6 test vector ------------------------------------------------------------------------------------------
+# --- a small example, worked by hand -----------------------------------------------------------------------------
 
-DESIGN_LOGITS = [[2, 1, 0.5, -1], [0.1, 0.2, 0.3, 0.4], [3, -2, 0, 1]]
-
-
-def test_design_test_vector_top2():
-    indices, weights = top_k_routing(DESIGN_LOGITS, 2)
-    np.testing.assert_array_equal(indices, [[0, 1], [3, 2], [0, 3]])
-    np.testing.assert_allclose(
-        weights, [[0.731059, 0.268941], [0.524979, 0.475021], [0.880797, 0.119203]], atol=1e-6
-    )
+EXAMPLE_LOGITS = [[2, 1, 0.5, -1], [0.1, 0.2, 0.3, 0.4], [3, -2, 0, 1]]
 
 
-def test_design_test_vector_switch_loss():
-    assert load_balancing_loss(DESIGN_LOGITS, k=1) == pytest.approx(1.669862, abs=1e-6)
+def test_example_top2():
+    """Renormalised top-2 weights are σ(gap) and 1 − σ(gap), gap = the difference of the two largest logits."""
+    indices, weights = top_k_routing(EXAMPLE_LOGITS, 2)
+    np.testing.assert_array_equal(indices, [[0, 1], [3, 2], [0, 3]])  # the two largest logits of each row
+    first = torch.sigmoid(torch.tensor([2 - 1, 0.4 - 0.3, 3 - 1], dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(weights, np.stack([first, 1 - first], axis=1), rtol=1e-12)
+
+
+def test_example_switch_loss():
+    """k = 1: tokens go to experts 0, 3, 0, so f = (2/3, 0, 0, 1/3); P = the mean softmax row; loss = 4·Σ f·P."""
+    probs = torch.softmax(torch.tensor(EXAMPLE_LOGITS, dtype=torch.float64), dim=-1).mean(dim=0)
+    expected = 4 * (2 / 3 * probs[0] + 1 / 3 * probs[3]).item()
+    assert load_balancing_loss(EXAMPLE_LOGITS, k=1) == pytest.approx(expected, rel=1e-12)
 
 
 # --- top_k_routing ---------------------------------------------------------------------------------------------------
@@ -109,7 +112,7 @@ def test_renormalised_top_k_is_softmax_over_top_k_logits():
 
 def test_top_k_routing_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be between"):
-        top_k_routing(DESIGN_LOGITS, 5)
+        top_k_routing(EXAMPLE_LOGITS, 5)
     with pytest.raises(ValueError, match="2-D"):
         top_k_routing([1.0, 2.0], 1)
 
@@ -177,17 +180,19 @@ def test_bias_chooses_but_does_not_weight():
     np.testing.assert_allclose(weights[:, 0], chosen[:, 0] / chosen.sum(axis=-1), rtol=1e-12)
 
 
-def test_update_balance_bias_matches_torch():
+def test_update_balance_bias_follows_the_papers_rule():
+    """DeepSeek-V3 §2.1.2 in words, one expert at a time: overloaded (above the mean load) → bias − γ, underloaded →
+    bias + γ, exactly at the mean → unchanged."""
     rng = np.random.default_rng(5)
     for _ in range(RANDOM_CASES):
         n_experts = int(rng.integers(2, 17))
         bias = rng.normal(size=n_experts)
         load = rng.integers(0, 50, size=n_experts)
+        load[0] = load[1:].sum() // (n_experts - 1) if rng.random() < 0.3 else load[0]  # sometimes near the mean
         gamma = float(rng.uniform(1e-4, 0.1))
-        t_load = torch.from_numpy(load).double()
-        ref = torch.from_numpy(bias) - gamma * torch.sign(t_load - t_load.mean())
-        np.testing.assert_allclose(update_balance_bias(bias, load, gamma), ref.numpy(), rtol=1e-15)
-    # An expert exactly at the mean load keeps its bias (sign 0).
+        mean = torch.tensor(load, dtype=torch.float64).mean().item()
+        expected = [b - gamma if n > mean else b + gamma if n < mean else b for b, n in zip(bias, load)]
+        np.testing.assert_allclose(update_balance_bias(bias, load, gamma), expected, rtol=1e-15)
     np.testing.assert_array_equal(update_balance_bias([0.5, -0.2, 0.1], [3, 1, 2], 0.1), [0.4, -0.1, 0.1])
 
 
@@ -345,11 +350,30 @@ def test_parameter_counts_match_a_torch_model_of_the_same_config():
     assert counts["active"] < counts["total"]
 
 
-def test_parameter_counts_parts_sum_to_totals():
-    for include_mtp in (False, True):
-        counts = deepseek_v3_parameter_counts(include_mtp=include_mtp)
-        assert sum(p["total"] for p in counts["parts"].values()) == counts["total"]
-        assert sum(p["active"] for p in counts["parts"].values()) == counts["active"]
+def test_parameter_count_parts_match_the_torch_modules():
+    """Each part of the count against the parameters of the torch modules it names."""
+    model = TinyDeepSeekV3(TINY)
+    parts = deepseek_v3_parameter_counts(TINY)["parts"]
+    moe_layers = [layer.mlp for layer in model.layers if isinstance(layer.mlp, MoE)]
+
+    def size(*modules) -> int:
+        return sum(p.numel() for m in modules for p in m.parameters())
+
+    expected = {
+        "embedding": size(model.embed_tokens),
+        "output_head": size(model.lm_head),
+        "final_norm": size(model.norm),
+        "attention": size(*(layer.self_attn for layer in model.layers)),
+        "layer_norms": size(*(n for layer in model.layers for n in (layer.input_layernorm,
+                                                                    layer.post_attention_layernorm))),
+        "dense_ffn": size(*(layer.mlp for layer in model.layers if isinstance(layer.mlp, SwiGLU))),
+        "shared_experts": size(*(m.shared_experts for m in moe_layers)),
+        "routed_experts": size(*(m.experts for m in moe_layers)),
+        "routers": size(*(m.gate for m in moe_layers)),
+    }
+    assert {name: part["total"] for name, part in parts.items()} == expected
+    chosen = TINY.num_experts_per_tok * size(moe_layers[0].experts[0])  # per MoE layer, per token
+    assert parts["routed_experts"]["active"] == len(moe_layers) * chosen
 
 
 def test_deepseek_v3_lands_on_published_671b_and_37b():

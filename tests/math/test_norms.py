@@ -1,4 +1,4 @@
-"""shared.math.norms against ``torch.nn.functional.layer_norm`` / ``rms_norm`` (DESIGN §6, §8; issue 5)."""
+"""shared.math.norms against ``torch.nn.functional.layer_norm`` / ``rms_norm``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from shared.math.norms import layer_norm, rms_norm
 
-TOL = 1e-10  # float64 agreement required by issue 5
+TOL = 1e-10  # float64 agreement with torch
 FLOAT32_TOL = 1e-5  # torch computes float32 inputs in float32; we compute in float64
 
 

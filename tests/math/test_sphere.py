@@ -1,4 +1,4 @@
-"""shared.math.sphere against closed forms, torch and manim's own 3D camera (issue 7 item 5).
+"""shared.math.sphere against closed forms, torch and manim's own 3D camera.
 
 Also the geometry the scene draws with shared.math.norms: LayerNorm outputs lie in the plane ⟂ (1, …, 1) on the sphere
 of radius √d·σ/√(σ² + ε); RMSNorm outputs on the sphere of radius √d·r/√(r² + ε), r = root mean square.
@@ -304,7 +304,7 @@ def test_pca_keeps_leading_dims_and_reconstructs_a_3d_subspace_exactly():
         pca(x, k=9)
 
 
-def test_pca_of_the_tiny_transformer_states_for_issue_7():
+def test_pca_of_the_tiny_transformer_states_stays_in_the_layer_norm_plane():
     from shared.math.tiny_transformer import TinyTransformerConfig, run_tiny_transformer
 
     acts = run_tiny_transformer(TinyTransformerConfig(n_encoder_layers=6))
