@@ -16,7 +16,8 @@ import numpy as np
 
 def _check_lora(weight, lora_a, lora_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     weight, lora_a, lora_b = (np.asarray(m, dtype=np.float64) for m in (weight, lora_a, lora_b))
-    for name, m, shape in (("weight", weight, "(out, in)"), ("lora_a", lora_a, "(r, in)"), ("lora_b", lora_b, "(out, r)")):
+    expected = {"weight": "(out, in)", "lora_a": "(r, in)", "lora_b": "(out, r)"}
+    for (name, shape), m in zip(expected.items(), (weight, lora_a, lora_b)):
         if m.ndim != 2:
             raise ValueError(f"{name} must be 2-D {shape}, got shape {m.shape}")
     out_features, in_features = weight.shape
