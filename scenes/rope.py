@@ -12,6 +12,7 @@ import numpy as np
 from manim import (
     DOWN,
     LEFT,
+    ORIGIN,
     RIGHT,
     UP,
     Arrow,
@@ -21,7 +22,7 @@ from manim import (
     FadeIn,
     GrowArrow,
     Indicate,
-    Transform,
+    ReplacementTransform,
     ValueTracker,
     VGroup,
     linear,
@@ -38,13 +39,16 @@ from shared.math.rope import (
     yarn_attention_factor,
     yarn_correction_range,
     yarn_frequencies,
+    yarn_logit_scale,
     interpolated_frequencies,
 )
-from shared.mobjects.chart import AxisSpec, Chart
+from shared.math.tiny_transformer import sinusoidal_positional_encoding
+from shared.mobjects.chart import AxisSpec, Chart, numeric_ticks
 from shared.mobjects.clock import Clock
 from shared.mobjects.tokens import TokenRow
 from shared.mobjects.vectors import PolarArrow
-from shared.scene import ExplainerScene
+from shared.numbers import fill, num, num_vector, term
+from shared.scene import ExplainerScene, crossfade
 from shared.text import LiveNumber, formula, zh
 
 
@@ -61,7 +65,8 @@ class RoPEConfig:
     dot_dim: int = 8  # q, k for the relative-position demo
     dot_seed: int = 3
     dot_positions: tuple[int, int] = (2, 5)  # m, n at the start
-    dot_shift: int = 6
+    dot_shift: int = 6  # q and k move together by this many positions
+    dot_extra_key_shift: int = 3  # then k alone moves on
     decay_dim: int = 128  # RoFormer Figure 2
     decay_max_distance: int = 256
     head_dim: int = 128  # Llama-style head for the extrapolation bars
@@ -70,11 +75,6 @@ class RoPEConfig:
 
 
 CFG = RoPEConfig()
-
-
-def fmt_vector(v) -> str:
-    """(0.41, −1.20, …): two decimals, a real minus sign."""
-    return "(" + ", ".join(f"{x:.2f}" for x in v).replace("-", "−") + ")"
 
 
 class RoPERotation(ExplainerScene):
@@ -108,29 +108,37 @@ class RoPERotation(ExplainerScene):
 
         plain = [dog_output(s, None) for s in sentences]
         rotated = [dog_output(s, np.arange(len(s))) for s in sentences]
-        self.show_number("dog_output_no_position", [p.tolist() for p in plain])
-        self.show_number("dog_output_rope", [r.tolist() for r in rotated])
-        gap = self.show_number("dog_output_rope_max_difference", float(np.abs(rotated[0] - rotated[1]).max()))
+        gap = float(np.abs(rotated[0] - rotated[1]).max())
 
         rows = [TokenRow(s) for s in sentences]
         for row, sentence in zip(rows, sentences):
             row[sentence.index(dog)][0].set_stroke(pal.query, theme.STROKE)
         header = zh(f"“{dog}”的输出", "body", color=pal.query)
-        outputs = [zh(fmt_vector(p), "label", color=pal.query) for p in plain]
-        content, note_area = self.layout.figure.rows([0.85, 0.15], gap=0.1)
+        rope_header = zh(f"加 RoPE 后“{dog}”的输出", "body", color=pal.value)
+        outputs = [zh(num_vector(f"dog_output_no_position[{i}]", p), "label", color=pal.query)
+                   for i, p in enumerate(plain)]
+        with_rope = [zh(num_vector(f"dog_output_rope[{i}]", r), "label", color=pal.value) for i, r in enumerate(rotated)]
+        # Each output shares a slot with the one that replaces it, so the layout has room for the wider of the two.
+        align = ORIGIN if self.is_portrait else LEFT
+        slots = [VGroup(o, r.move_to(o, aligned_edge=align)) for o, r in zip(outputs, with_rope)]
+        heads = VGroup(header, rope_header.move_to(header, aligned_edge=align))
         if self.is_portrait:  # token row, then its output below it
-            block = VGroup(header, *[VGroup(r, o).arrange(DOWN, buff=0.25) for r, o in zip(rows, outputs)])
-            block.arrange(DOWN, buff=0.5)
+            block = VGroup(heads, *[VGroup(r, o).arrange(DOWN, buff=0.3) for r, o in zip(rows, slots)])
+            block.arrange(DOWN, buff=0.6)
         else:  # token rows on the left, outputs in a column on the right
             left = VGroup(*rows).arrange(DOWN, buff=0.6)
-            right = VGroup(*outputs).arrange(DOWN, buff=0.6, aligned_edge=LEFT)
-            for row, out in zip(rows, outputs):
-                out.match_y(row)
+            right = VGroup(*slots).arrange(DOWN, buff=0.6, aligned_edge=LEFT)
+            for row, slot in zip(rows, slots):
+                slot.match_y(row)
             block = VGroup(left, right).arrange(RIGHT, buff=1.0)
-            header.next_to(right, UP, buff=0.5, aligned_edge=LEFT)
-            block.add(header)
-        content.fit(block, max_grow=1.5)
-        note = note_area.place(zh(f"随机 embedding 和权重，d = {CFG.toy_dim}，单头", "small", color=pal.muted))
+            heads.next_to(right, UP, buff=0.5, aligned_edge=LEFT)
+            block.add(heads)
+        note = self.fine_print(fill("随机 embedding 和权重，d = {toy_dim}，单头", toy_dim=CFG.toy_dim))
+        content = self.layout.figure
+        if len(note):
+            content, note_area = content.rows([0.88, 0.12], gap=0.1)
+            note_area.place(note)
+        content.fit(block, max_grow=1.6)
 
         self.play(*[FadeIn(r, shift=0.2 * DOWN) for r in rows], FadeIn(note), run_time=theme.BEAT)
         self.say("词序反了，意思全变")
@@ -139,11 +147,10 @@ class RoPERotation(ExplainerScene):
         self.say("没有位置：“狗”的输出\n一模一样", color=pal.warning)
         self.play(*[Indicate(o, color=pal.warning, scale_factor=1.05) for o in outputs], run_time=theme.SLOW)
         self.wait(theme.HOLD)
-        with_rope = [zh(fmt_vector(r), "label", color=pal.value).move_to(o) for r, o in zip(rotated, outputs)]
-        rope_header = zh(f"加 RoPE 后“{dog}”的输出", "body", color=pal.value).move_to(header)
-        self.play(Transform(header, rope_header), *[Transform(o, n) for o, n in zip(outputs, with_rope)],
-                  run_time=theme.BEAT)
-        self.say(f"加上 RoPE：不一样了\n最大相差 {gap:.2f}", color=pal.value, hold=True)
+        self.play(crossfade(header, rope_header, match=False),
+                  *[crossfade(o, n, match=False) for o, n in zip(outputs, with_rope)], run_time=theme.BEAT)
+        self.say(fill("加上 RoPE：不一样了\n最大相差 {dog_output_rope_max_difference:.2f}",
+                      dog_output_rope_max_difference=gap), color=pal.value, hold=True)
         self.wait(theme.HOLD)
         self.clear_stage()
 
@@ -156,35 +163,37 @@ class RoPERotation(ExplainerScene):
         panels = self.layout.panels(2)
         heads, planes, notes = [], [], []
         for panel in panels:
-            head, body = panel.rows([0.18, 0.82], gap=0.1)
-            plane, note = body.cols([0.55, 0.45], gap=0.2)
+            head, body = panel.rows([0.16, 0.84], gap=0.1)
+            plane, note = body.cols([0.58, 0.42], gap=0.2)
             heads.append(head), planes.append(plane), notes.append(note)
 
-        # Sinusoidal: x + PE(m); with d = 2, PE(m) = (sin m, cos m) (Vaswani et al. §3.5).
+        # Sinusoidal: x + PE(m); with d = 2 the encoding is (sin m, cos m) (Vaswani et al. §3.5).
         m_add = 2
         x = np.array([0.8, 0.9])
-        pe = np.array([np.sin(m_add), np.cos(m_add)])
+        pe = sinusoidal_positional_encoding(m_add + 1, 2, CFG.base)[m_add]
         tips = np.array([[0, 0], x, x + pe])
-        scale = 0.85 * min(planes[0].width / np.ptp(tips[:, 0]), planes[0].height / np.ptp(tips[:, 1]), planes[1].width /
-                           2 / 1.3, planes[1].height / 2 / 1.3)  # frame units per unit of the 2D plane
+        scale = 0.9 * min(planes[0].width / np.ptp(tips[:, 0]), planes[0].height / np.ptp(tips[:, 1]),
+                          planes[1].width / 2 / 1.25, planes[1].height / 2 / 1.25)  # frame units per plane unit
         origin_l = planes[0].center - scale * np.array([*(tips.min(0) + tips.max(0)) / 2, 0.0])
-        to_l = lambda v: origin_l + scale * np.array([v[0], v[1], 0.0])
+        to_l = lambda v: origin_l + scale * np.array([v[0], v[1], 0.0])  # noqa: E731
         add_x = Arrow(origin_l, to_l(x), buff=0, color=pal.query)
         add_p = Arrow(to_l(x), to_l(x + pe), buff=0, color=pal.key)
         add_sum = Arrow(origin_l, to_l(x + pe), buff=0, color=pal.value)
         add_head = heads[0].place(zh("Sinusoidal：加上去", "body"), align="left")
         add_text = VGroup(
-            formula(f'x + "PE"({m_add})', "label", color=pal.value),
-            zh(f"长度 {np.linalg.norm(x):.2f}\n→ {np.linalg.norm(x + pe):.2f}", "label", color=pal.muted),
+            formula(f'x + "PE"({num("pe_position", m_add)})', "label", color=pal.value),
+            zh(fill("长度 {length_before:.2f}\n→ {length_after:.2f}", length_before=np.linalg.norm(x),
+                    length_after=np.linalg.norm(x + pe)), "label", color=pal.muted),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         notes[0].place(add_text, align="left")
+        self.plotted("sinusoidal_arrows", {"x": x, "pe": pe})
 
         # RoPE: q turns by m·θ; d = 2 has one pair, θ_0 = 1 rad per position.
         theta0 = rope_frequencies(2, CFG.base)[0]
         q = np.array([1.2, 0.3])
         m = ValueTracker(0)
         origin_r = planes[1].center
-        rotated = lambda: apply_rope(q[None, :], [m.get_value()], CFG.base)[0]
+        rotated = lambda: apply_rope(q[None, :], [m.get_value()], CFG.base)[0]  # noqa: E731
         dial = Circle(radius=scale * np.linalg.norm(q), color=pal.grid, stroke_width=theme.STROKE_THIN)
         dial.move_to(origin_r)
         q0 = Arrow(origin_r, origin_r + scale * np.array([*q, 0.0]), buff=0, color=pal.muted,
@@ -192,14 +201,13 @@ class RoPERotation(ExplainerScene):
         q_m = PolarArrow(origin_r, scale * np.linalg.norm(q), lambda: float(np.arctan2(*rotated()[::-1])), pal.query)
         rot_head = heads[1].place(zh("RoPE：转一下", "body"), align="left")
         readout = VGroup(
-            LiveNumber(m.get_value, "m = {:.1f}", "label", color=pal.query),
-            LiveNumber(lambda: m.get_value() * theta0, "m θ = {:.2f}", "label", color=pal.query),
-            LiveNumber(lambda: np.linalg.norm(rotated()), "|q| = {:.3f}", "label", color=pal.muted),
+            LiveNumber(m.get_value, "m = {:.1f}", "label", color=pal.query, name="position_m"),
+            LiveNumber(lambda: m.get_value() * theta0, "m θ = {:.2f}", "label", color=pal.query,
+                       name="angle_m_theta"),
+            LiveNumber(lambda: np.linalg.norm(rotated()), "|q| = {:.3f}", "label", color=pal.muted,
+                       name="rotated_length"),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         notes[1].place(readout, align="left")
-        self.show_number("rope_theta0", theta0)
-        self.show_number("sinusoidal_lengths", [np.linalg.norm(x), np.linalg.norm(x + pe)])
-        self.show_number("rope_length", float(np.linalg.norm(q)))
 
         self.play(FadeIn(add_head), GrowArrow(add_x), run_time=theme.QUICK)
         self.play(GrowArrow(add_p), run_time=theme.QUICK)
@@ -217,37 +225,38 @@ class RoPERotation(ExplainerScene):
     def clock_bank(self):
         self.next_section("多频率时钟")
         pal = self.palette
-        self.show_title(f"d = {CFG.clock_dim}：{CFG.clock_dim // 2} 个时钟")
+        n_clocks = CFG.clock_dim // 2
+        self.show_title(fill("d = {clock_dim}：{n_clocks} 个时钟", clock_dim=CFG.clock_dim, n_clocks=n_clocks))
         theta = rope_frequencies(CFG.clock_dim, CFG.base)
-        self.show_number("clock_theta", theta.tolist())
         m = ValueTracker(0)
-        top, grid_area = self.layout.figure.rows([0.14, 0.86], gap=0.1)
+        top, grid_area = self.layout.figure.rows([0.12, 0.88], gap=0.1)
         rows, cols = (2, 2) if self.is_portrait else (1, 4)
         cells = [c for r in grid_area.rows(rows, gap=0.25) for c in r.cols(cols, gap=0.3)]
         label_em = self.layout.text_em("label")
         clocks = VGroup()
         for i, (cell, th) in enumerate(zip(cells, theta)):
-            radius = min(cell.width, cell.height - 1.8 * label_em) / 2 * 0.92
+            radius = min(cell.width, cell.height - 1.8 * label_em) / 2 * 0.95
             color = pal.query if i < len(theta) // 2 else pal.key
             clock = Clock(radius, lambda i=i: float(rope_angles([m.get_value()], CFG.clock_dim, CFG.base)[0, i]), color)
             clock.move_to(cell.point(0.5, 1) + DOWN * (radius + 0.05))
-            label = zh(f"θ{i} = {th:.3g}", "label", color=pal.muted)
+            label = zh(f"θ{num(f'clock_pair[{i}]', i)} = {num(f'clock_theta[{i}]', th, '{:.3g}')}", "label",
+                       color=pal.muted)
             label.next_to(clock, DOWN, buff=0.15)
             clocks.add(VGroup(clock, label))
-        counter = LiveNumber(m.get_value, "m = {:.0f}", "body", color=pal.accent)
+        counter = LiveNumber(m.get_value, "m = {:.0f}", "body", color=pal.accent, name="clock_position")
         top.place(counter, align="left")
 
         self.play(FadeIn(clocks, lag_ratio=0.1), FadeIn(counter), run_time=theme.BEAT)
-        self.say(formula(f"theta_i = {CFG.base:g}^(-2i \\/ d)"))
+        self.say(formula(f"theta_i = {num('base', CFG.base, '{:g}')}^(-{term('2i')} \\/ d)"))
         self.play(m.animate.set_value(CFG.clock_last_position / 2), run_time=4, rate_func=linear)
         self.say("快针：分辨近处的字", color=pal.query)
         self.play(m.animate.set_value(CFG.clock_last_position), run_time=4, rate_func=linear)
         self.say("慢针：分辨远处的字", color=pal.key, hold=True)
-        self.say(f"真实模型 d = {CFG.head_dim}\n就是 {CFG.head_dim // 2} 个时钟")
-        last_angle = CFG.clock_last_position * theta[-1]
-        self.show_number("slowest_hand_angle_rad", last_angle)
-        self.say(f"走了 {CFG.clock_last_position} 步，最慢的针\n只转了 {np.degrees(last_angle):.2f}°", color=pal.key,
-                 hold=True)
+        self.say(fill("真实模型 d = {head_dim}\n就是 {n_real_clocks} 个时钟", head_dim=CFG.head_dim,
+                      n_real_clocks=CFG.head_dim // 2))
+        slowest_degrees = np.degrees(CFG.clock_last_position * theta[-1])
+        self.say(fill("走了 {steps} 步，最慢的针\n只转了 {slowest_hand_degrees:.2f}°",
+                      steps=CFG.clock_last_position, slowest_hand_degrees=slowest_degrees), color=pal.key, hold=True)
         for group in clocks:
             group[0].hand.clear_updaters()
         self.clear_stage()
@@ -267,8 +276,8 @@ class RoPERotation(ExplainerScene):
             return float(apply_rope(q[None], [m.get_value()], CFG.base)[0] @ apply_rope(k[None], [n.get_value()],
                                                                                      CFG.base)[0])
 
-        plane, readout_area = self.layout.panels(2, weights=[1.1, 0.9])
-        radius = min(plane.width, plane.height) * 0.4
+        plane, readout_area = self.layout.panels(2, weights=[1.15, 0.85])
+        radius = min(plane.width, plane.height) * 0.42
         center = plane.center
         dial = Circle(radius=radius, color=pal.grid, stroke_width=theme.STROKE_THIN).move_to(center)
 
@@ -284,35 +293,33 @@ class RoPERotation(ExplainerScene):
         k_tag.add_updater(lambda t: t.move_to(center + 1.14 * (k_arrow.get_end() - center)))
 
         readouts = VGroup(
-            LiveNumber(m.get_value, "m = {:.1f}", "body", color=pal.query),
-            LiveNumber(n.get_value, "n = {:.1f}", "body", color=pal.key),
-            LiveNumber(lambda: n.get_value() - m.get_value(), "n − m = {:.1f}", "body", color=pal.text),
-            LiveNumber(dot, "q·k = {:.4f}", "body", color=pal.accent),
+            LiveNumber(m.get_value, "m = {:.1f}", "body", color=pal.query, name="query_position_m"),
+            LiveNumber(n.get_value, "n = {:.1f}", "body", color=pal.key, name="key_position_n"),
+            LiveNumber(lambda: n.get_value() - m.get_value(), "n − m = {:.1f}", "body", color=pal.text,
+                       name="relative_distance"),
+            LiveNumber(dot, "q·k = {:.4f}", "body", color=pal.accent, name="rotated_dot_product"),
         )
         if self.is_portrait:
             readouts.arrange_in_grid(rows=2, cols=2, buff=(0.6, 0.3), col_alignments="ll")
         else:
             readouts.arrange(DOWN, aligned_edge=LEFT, buff=0.35)
         notes = VGroup(
-            zh(f"d = {CFG.dot_dim}，q、k 随机", "small", color=pal.muted),
-            zh("圆上画的是第 0 对（θ0 = 1）", "small", color=pal.muted),
+            self.fine_print(fill("d = {dot_dim}，q、k 随机", dot_dim=CFG.dot_dim)),
+            zh(fill("圆上画的是第 {drawn_pair} 对\n（θ = {drawn_pair_theta:g}）", drawn_pair=0,
+                    drawn_pair_theta=rope_frequencies(CFG.dot_dim, CFG.base)[0]), "label", color=pal.muted),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.15)
         notes.next_to(readouts, DOWN, aligned_edge=LEFT, buff=0.35)
-        readout_area.fit(VGroup(readouts, notes), align="left" if not self.is_portrait else "center")
+        readout_area.fit(VGroup(readouts, notes), align="left" if not self.is_portrait else "center", max_grow=1.2)
 
-        start_dot = self.show_number("dot_at_start", dot())
         self.play(Create(dial), GrowArrow(q_arrow), GrowArrow(k_arrow), FadeIn(q_tag), FadeIn(k_tag),
                   FadeIn(readouts), FadeIn(notes), run_time=theme.BEAT)
         self.say("q 在位置 m，k 在位置 n")
         self.play(m.animate.set_value(m0 + CFG.dot_shift), n.animate.set_value(n0 + CFG.dot_shift), run_time=4,
                   rate_func=linear)
-        self.show_number("dot_after_shift", dot())
         self.say("一起平移：点积不变", color=pal.value)
         self.wait(theme.HOLD)
-        self.play(n.animate.set_value(n0 + CFG.dot_shift + 3), run_time=3, rate_func=linear)
-        self.show_number("dot_after_moving_k", dot())
+        self.play(n.animate.set_value(n0 + CFG.dot_shift + CFG.dot_extra_key_shift), run_time=3, rate_func=linear)
         self.say("距离一变，点积就变", color=pal.key, hold=True)
-        self.show_number("dot_shift_invariance_error", abs(self.record.numbers["dot_after_shift"] - start_dot))
         for mob in (q_arrow, k_arrow, q_tag, k_tag):
             mob.clear_updaters()
         self.clear_stage()
@@ -324,28 +331,27 @@ class RoPERotation(ExplainerScene):
         pal = self.palette
         self.show_title("离得越远，影响越小")
         distances = np.arange(CFG.decay_max_distance + 1)
-        bound = rope_decay_curve(CFG.decay_dim, distances, CFG.base)
+        bound = self.plotted("decay_curve", rope_decay_curve(CFG.decay_dim, distances, CFG.base))
         step = CFG.decay_max_distance // 4
         y_top = float(np.ceil(bound.max() / 10) * 10)
         chart = Chart(
             self.layout.figure,
-            AxisSpec(0, CFG.decay_max_distance, [(float(d), f"{d}") for d in distances[::step]], "相对距离 n − m"),
-            AxisSpec(0, y_top, [(v, f"{v:g}") for v in np.arange(0, y_top + 1, 10)], "点积上界（相对）"),
+            AxisSpec(0, CFG.decay_max_distance, numeric_ticks("distance_tick", distances[::step]), "相对距离 n − m"),
+            AxisSpec(0, y_top, numeric_ticks("bound_tick", np.arange(0, y_top + 1, 10)), "点积上界（相对）"),
         )
         curve = chart.polyline(distances, bound, pal.query)
         marks = VGroup()
-        marked = (0, step, CFG.decay_max_distance)
         readings = VGroup()  # listed in the chart's empty upper right, so no label sits on the wiggly curve
-        for d in marked:
+        for d in (0, step, CFG.decay_max_distance):
             marks.add(Dot(chart.c2p(d, bound[d]), color=pal.accent, radius=0.07))
-            readings.add(zh(f"Δ = {d}：{bound[d]:.2f}", "label", color=pal.accent))
+            readings.add(zh(f"Δ = {num(f'decay_distance[{d}]', d)}：{num(f'decay_bound[{d}]', bound[d], '{:.2f}')}",
+                            "label", color=pal.accent))
         readings.arrange(DOWN, aligned_edge=LEFT, buff=0.2)
         readings.move_to(chart.box.point(0.98, 0.97), aligned_edge=UP + RIGHT)
         marks.add(readings)
-        self.show_number("decay_marks", {int(d): float(bound[d]) for d in marked})
 
         self.play(FadeIn(chart), run_time=theme.QUICK)
-        self.say(f"RoFormer 的上界，d = {CFG.decay_dim}")
+        self.say(fill("RoFormer 的上界，d = {decay_dim}", decay_dim=CFG.decay_dim))
         self.play(Create(curve), run_time=4, rate_func=linear)
         self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
         self.say("远处的字，点积被压低", color=pal.query, hold=True)
@@ -358,7 +364,8 @@ class RoPERotation(ExplainerScene):
         self.next_section("外推")
         pal = self.palette
         scale = CFG.target_context / CFG.train_context
-        self.show_title(f"训练 {CFG.train_context // 1024}K，要用 {CFG.target_context // 1024}K")
+        self.show_title(fill("训练 {train_context_k}K，要用 {target_context_k}K", train_context_k=CFG.train_context // 1024,
+                             target_context_k=CFG.target_context // 1024))
         d = CFG.head_dim
         theta = rope_frequencies(d, CFG.base)
         methods = {
@@ -367,38 +374,40 @@ class RoPERotation(ExplainerScene):
             "YaRN": yarn_frequencies(d, CFG.base, scale, CFG.train_context),
         }
         # Bar height: how many times slower pair i turns, log2(θ / θ'), 0 (unchanged) … log2(scale).
-        squeeze = {name: np.log2(theta / f) for name, f in methods.items()}
-        self.show_number("scale", scale)
-        self.show_number("squeeze_log2", {k: v.tolist() for k, v in squeeze.items()})
+        squeeze = self.plotted("slowdown_log2", {name: np.log2(theta / f) for name, f in methods.items()})
         pairs = np.arange(d // 2)
         top = float(np.log2(scale))
+        levels = np.arange(0, int(top) + 1)
         chart = Chart(
             self.layout.figure,
-            AxisSpec(-1, d // 2, [(float(i), f"{i}") for i in range(0, d // 2 + 1, 16)], "第 i 对（快 → 慢）"),
-            AxisSpec(0, top, [(float(v), f"÷{2 ** v}") for v in range(0, int(top) + 1)], "转速变慢几倍"),
+            AxisSpec(-1, d // 2, numeric_ticks("pair_tick", np.arange(0, d // 2 + 1, 16)), "第 i 对（快 → 慢）"),
+            AxisSpec(0, top, numeric_ticks("slowdown_tick", levels, "÷{:g}", shown=2**levels), "转速变慢几倍"),
         )
         bars = chart.bars(pairs, np.zeros_like(pairs, dtype=float), pal.query)
         self.play(FadeIn(chart), FadeIn(bars), run_time=theme.QUICK)
-        self.say(f"原始 RoPE：{d // 2} 对都不变")
+        self.say(fill("原始 RoPE：{n_pairs} 对都不变", n_pairs=d // 2))
+        slowdown = {name: 2 ** s for name, s in squeeze.items()}
         captions = {
-            "PI": f"PI：全部 ÷{scale:g}\n近处的字挤成一团",
-            "NTK": "NTK：改 base\n快针几乎不动，慢针 ÷32",
+            "PI": fill("PI：全部 ÷{pi_slowdown:g}\n近处的字挤成一团", pi_slowdown=slowdown["PI"][0]),
+            "NTK": fill("NTK：改 base\n最快的针 ÷{ntk_fastest:.0f}，最慢的 ÷{ntk_slowest:.0f}",
+                        ntk_fastest=slowdown["NTK"][0], ntk_slowest=slowdown["NTK"][-1]),
             "YaRN": "YaRN：快针不动，慢针插值\n中间线性过渡",
         }
         colors = {"PI": pal.warning, "NTK": pal.key, "YaRN": pal.value}
         for name in methods:
             new = chart.bars(pairs, squeeze[name], colors[name])
-            self.play(Transform(bars, new), run_time=theme.BEAT)
-            self.say(captions[name].replace("32", f"{scale:g}"), color=colors[name])
+            self.play(ReplacementTransform(bars, new), run_time=theme.BEAT)
+            bars = new
+            self.say(captions[name], color=colors[name])
             self.wait(theme.HOLD)
         low, high = yarn_correction_range(d, CFG.base, CFG.train_context)
-        self.show_number("yarn_range", (low, high))
         bounds = VGroup(*(chart.vline(i, pal.accent) for i in (low, high)))
-        bound_labels = VGroup(*(zh(f"{i}", "label", color=pal.accent).next_to(chart.c2p(i, top), UP, buff=0.08)
-                                for i in (low, high)))
+        bound_labels = VGroup(*(zh(num(f"yarn_ramp_{end}", i), "label", color=pal.accent)
+                                .next_to(chart.c2p(i, top), UP, buff=0.08) for end, i in (("low", low), ("high", high))))
         factor = yarn_attention_factor(scale)
-        self.show_number("yarn_attention_factor", factor)
         self.play(Create(bounds), FadeIn(bound_labels), run_time=theme.BEAT)
-        self.say(f"再把注意力放大 {factor:.2f} 倍\n0.1·ln s + 1", color=pal.value, hold=True)
+        self.say(fill("YaRN 再把 q、k 各乘 {yarn_attention_factor:.2f}\n注意力 logits 就乘 {yarn_logit_scale:.2f}",
+                      yarn_attention_factor=factor, yarn_logit_scale=yarn_logit_scale(scale)), color=pal.value,
+                 hold=True)
         self.wait(theme.HOLD)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

@@ -2,8 +2,10 @@
 
 :func:`layout_problems` looks at the mobjects on screen and reports, in words:
 
-- anything visible outside the safe area (portrait: the 9:16 safe band of DESIGN §4; others: the frame less a margin);
-- text smaller than the legibility minimum for the aspect (``theme.MIN_TEXT_EM``);
+- anything visible outside the safe area (portrait: the 9:16 safe band; others: the frame less a margin);
+- text smaller than ``theme.MIN_TEXT_CSS`` for its role, measured in CSS px at the width the aspect is seen at on a
+  phone (``Aspect.display_width_css``: 343 px for an article GIF);
+- digits drawn that no recording call made (``shared.numbers``: every number on screen carries its name and value);
 - more prose lines on screen than ``theme.MAX_PROSE_LINES``;
 - two pieces of text overlapping, or side by side closer than ``MIN_TEXT_GAP_EM`` (they would read as one word).
 
@@ -52,30 +54,51 @@ def _walk(mob: Mobject, exempt: bool = False):
         yield from _walk(sub, exempt)
 
 
+def _visible_leaves(text: Mobject) -> list[Mobject]:
+    return [m for m in text.family_members_with_points() if _visible(m)]
+
+
+def visible_texts(mobjects) -> list[Mobject]:
+    """The text mobjects among ``mobjects`` (and their families) that draw something now."""
+    return [mob for top in mobjects for mob, _ in _walk(top) if is_text(mob) and _visible_leaves(mob)]
+
+
 def _describe(mob: Mobject) -> str:
     if is_text(mob):
         return f"text {mob.source_text!r}"
     return type(mob).__name__
 
 
+def text_css_px(mob: Mobject, layout: Layout) -> float:
+    """The em size of a text mobject in CSS px on the screen its aspect is made for."""
+    return layout.css_px(em_size(mob))
+
+
 def layout_problems(mobjects, layout: Layout | None = None) -> list[str]:
     """Problems with the frame made of ``mobjects`` (a scene's ``mobjects``), as sentences; empty when all is well."""
     layout = layout or current_layout()
-    aspect = layout.aspect.name
-    min_em = theme.MIN_TEXT_EM[aspect] * layout.aspect.frame_height
+    aspect = layout.aspect
     problems: list[str] = []
     texts = []
     for top in mobjects:
         for mob, exempt in _walk(top):
             if is_text(mob):
-                leaves = [m for m in mob.family_members_with_points() if _visible(m)]
+                leaves = _visible_leaves(mob)
                 if not leaves:
                     continue
                 box = _box(leaves)
                 texts.append((mob, box))
-                if em_size(mob) < min_em - 1e-6:
+                size, minimum = text_css_px(mob, layout), theme.MIN_TEXT_CSS[mob.text_role]
+                if size < minimum - 1e-6:
                     problems.append(
-                        f"{_describe(mob)} is {em_size(mob):.3f} units per em; the {aspect} minimum is {min_em:.3f}"
+                        f"{_describe(mob)} ({mob.text_role}) is {size:.1f} CSS px at {aspect.display_width_css:g} px "
+                        f"wide ({aspect.name}); it must be at least {minimum:g}"
+                    )
+                stray = getattr(mob, "untraced", "") or ""
+                if stray:
+                    problems.append(
+                        f"{_describe(mob)} draws digits {stray!r} that no recording call made: draw numbers with "
+                        f"num()/fill()/term() (shared.numbers) or LiveNumber(name=...)"
                     )
             elif _visible(mob):
                 box = _box([mob])
@@ -86,7 +109,7 @@ def layout_problems(mobjects, layout: Layout | None = None) -> list[str]:
             if not layout.safe.contains(*box, tol=TOLERANCE):
                 problems.append(
                     f"{_describe(mob)} spans x {box[0]:.2f}..{box[1]:.2f}, y {box[2]:.2f}..{box[3]:.2f}, outside the "
-                    f"{aspect} safe area x {layout.safe.left:.2f}..{layout.safe.right:.2f}, "
+                    f"{aspect.name} safe area x {layout.safe.left:.2f}..{layout.safe.right:.2f}, "
                     f"y {layout.safe.bottom:.2f}..{layout.safe.top:.2f}"
                 )
     lines = sum(getattr(mob, "prose_lines", 0) for mob, _ in texts)

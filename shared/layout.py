@@ -2,7 +2,8 @@
 
 A scene never pastes coordinates: it asks :func:`current_layout` for regions (``title``, ``figure``, ``caption``,
 ``panels(n)``) and places mobjects in them. The aspect comes from the render's pixel size, so the same scene re-lays
-itself out for 16:9 (1920×1080), 9:16 (1080×1920, ``-r 1080,1920``) and 1:1.
+itself out for 16:9 (1920×1080), 9:16 (1080×1920, ``-r 1080,1920``), 1:1 and the 3:4 ``article`` preset of
+article GIFs (``-r 1080,1440``); a pixel size of any other shape is refused.
 
 Manim keeps ``frame_height = 8`` and ``frame_width = 14.2`` whatever ``-r`` says (manim issue #3604), so
 :func:`configure_frame` sets the frame size from the pixel size before a scene builds its camera
@@ -26,6 +27,14 @@ class Aspect:
     frame_height: float
     # margins: left, right, bottom, top
     margins: tuple[float, float, float, float]
+    # How wide the frame is seen, in CSS px, on the screen it is made for (the legibility rule is measured there).
+    display_width_css: float
+    # Whether small print (provenance, seeds) is drawn; an article GIF moves it to a caption line under the image.
+    shows_fine_print: bool = True
+
+    @property
+    def css_px_per_unit(self) -> float:
+        return self.display_width_css / self.frame_width
 
     @property
     def ratio(self) -> float:
@@ -43,7 +52,14 @@ EDGE_MARGIN = 0.35  # frame units kept clear on every edge, so nothing touches t
 PORTRAIT_PX_PER_UNIT = 1920 / 16
 PORTRAIT_UNSAFE_PX = {"top": 250, "bottom": 500, "right": 180}
 
-LANDSCAPE = Aspect("16:9", 16 * 8 / 9, 8.0, (EDGE_MARGIN,) * 4)
+# Display widths in CSS px. A WeChat article column is about 343 CSS px wide on a phone (375 px screen less the
+# page margins); a portrait short fills a 375 px phone; a landscape video fills a phone turned sideways (667 px, the
+# narrowest common one); a square post fills the phone's width.
+ARTICLE_WIDTH_CSS = 343
+PHONE_WIDTH_CSS = 375
+PHONE_LANDSCAPE_WIDTH_CSS = 667
+
+LANDSCAPE = Aspect("16:9", 16 * 8 / 9, 8.0, (EDGE_MARGIN,) * 4, PHONE_LANDSCAPE_WIDTH_CSS)
 PORTRAIT = Aspect(
     "9:16",
     9.0,
@@ -54,21 +70,43 @@ PORTRAIT = Aspect(
         PORTRAIT_UNSAFE_PX["bottom"] / PORTRAIT_PX_PER_UNIT,
         PORTRAIT_UNSAFE_PX["top"] / PORTRAIT_PX_PER_UNIT,
     ),
+    PHONE_WIDTH_CSS,
 )
-SQUARE = Aspect("1:1", 10.0, 10.0, (EDGE_MARGIN,) * 4)
-ASPECTS = {a.name: a for a in (LANDSCAPE, PORTRAIT, SQUARE)}
+SQUARE = Aspect("1:1", 10.0, 10.0, (EDGE_MARGIN,) * 4, PHONE_WIDTH_CSS)
+# The article GIF: 3:4, the tallest of the phone-column shapes (1:1, 4:5, 3:4). At 343 CSS px wide it is 457 px
+# tall and still fits a 375×667 phone screen with the text above it; against 1:1 it gives the figure ~1.5× the
+# height at the same text size, which the measured layouts needed (stacked panels, captions of 2–3 lines ≥ 14 px).
+ARTICLE = Aspect("article", 9.0, 12.0, (EDGE_MARGIN,) * 4, ARTICLE_WIDTH_CSS, shows_fine_print=False)
+ASPECTS = {a.name: a for a in (LANDSCAPE, PORTRAIT, SQUARE, ARTICLE)}
 # Pixel sizes the CLI renders each aspect at, per manim quality flag.
 PIXEL_SIZES = {
     "16:9": {"l": (854, 480), "m": (1280, 720), "h": (1920, 1080), "k": (3840, 2160)},
     "9:16": {"l": (480, 854), "m": (720, 1280), "h": (1080, 1920), "k": (2160, 3840)},
     "1:1": {"l": (480, 480), "m": (720, 720), "h": (1080, 1080), "k": (2160, 2160)},
+    "article": {"l": (480, 640), "m": (720, 960), "h": (1080, 1440), "k": (2160, 2880)},
 }
+# A pixel size may differ from its preset's shape by rounding (a GIF scaled to 80 %), not more.
+ASPECT_TOLERANCE = 0.02
 
 
 def aspect_for_pixels(pixel_width: int, pixel_height: int) -> Aspect:
-    """The preset whose ratio is closest (in log ratio) to ``pixel_width / pixel_height``."""
+    """The preset of the shape ``pixel_width × pixel_height``.
+
+    Raises
+    ------
+    ValueError
+        When no preset has that shape (within rounding): laying a scene out for one shape and showing it in another
+        would stretch it.
+    """
     ratio = np.log(pixel_width / pixel_height)
-    return min(ASPECTS.values(), key=lambda a: abs(np.log(a.ratio) - ratio))
+    aspect = min(ASPECTS.values(), key=lambda a: abs(np.log(a.ratio) - ratio))
+    if abs(np.log(aspect.ratio) - ratio) > np.log1p(ASPECT_TOLERANCE):
+        sizes = ", ".join(f"{name} ({w}×{h})" for name, q in PIXEL_SIZES.items() for w, h in [q["h"]])
+        raise ValueError(
+            f"{pixel_width}×{pixel_height} px has no layout: scenes are laid out for {sizes}. "
+            f"Render at one of those shapes (e.g. -r {PIXEL_SIZES['9:16']['h'][0]},{PIXEL_SIZES['9:16']['h'][1]})."
+        )
+    return aspect
 
 
 def configure_frame(config=None) -> Aspect:
@@ -177,8 +215,8 @@ class Region:
 
 
 # Band heights as fractions of the safe area's height: title on top, caption below, figure between.
-TITLE_BAND = {"16:9": 0.15, "9:16": 0.11, "1:1": 0.13}
-CAPTION_BAND = {"16:9": 0.17, "9:16": 0.20, "1:1": 0.18}
+TITLE_BAND = {"16:9": 0.15, "9:16": 0.11, "1:1": 0.13, "article": 0.085}
+CAPTION_BAND = {"16:9": 0.17, "9:16": 0.20, "1:1": 0.18, "article": 0.17}
 BAND_GAP = 0.15  # frame units between bands
 
 
@@ -197,6 +235,14 @@ class Layout:
     @property
     def is_portrait(self) -> bool:
         return self.aspect.is_portrait
+
+    @property
+    def shows_fine_print(self) -> bool:
+        return self.aspect.shows_fine_print
+
+    def css_px(self, units: float) -> float:
+        """A length in frame units as CSS px on the screen this aspect is made for."""
+        return units * self.aspect.css_px_per_unit
 
     def panels(self, n: int, region: Region | None = None, weights: Iterable[float] | None = None) -> list[Region]:
         """``n`` panels in ``region`` (default: the figure): side by side in landscape/square, stacked in portrait."""

@@ -9,14 +9,26 @@ background, keeps a record of sections (name, start, duration) and of the number
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from typing import Any, Callable
 
-from manim import FadeIn, FadeOut, Scene, config
-
+from manim import AnimationGroup, FadeIn, FadeOut, Scene, VGroup, config
 
 from shared import theme
+from shared.checks import visible_texts
 from shared.layout import configure_frame, current_layout
-from shared.text import TEXT_TAGS, is_text, zh
+from shared.files import write_json_atomic
+from shared.numbers import Drawn, jsonable, num, split_marked, strip_marks, untraced_digits
+from shared.text import TEXT_TAGS, em_size, is_text, text_numbers, zh
+
+
+def crossfade(old, new, *, match: bool = True) -> AnimationGroup:
+    """``old`` fades out as ``new`` fades in: the way text changes (a Transform between two texts morphs glyph
+    outlines through garbled half-glyphs mid-animation). With ``match``, a text ``new`` takes ``old``'s size (em) and
+    centre, so a value can be swapped for another in a layout that scaled the first."""
+    if match and is_text(old) and is_text(new):
+        new.scale(em_size(old) / em_size(new)).move_to(old)
+    return AnimationGroup(FadeOut(old), FadeIn(new))
 
 
 def carry_text_tags(animation) -> None:
@@ -28,16 +40,51 @@ def carry_text_tags(animation) -> None:
         for tag in TEXT_TAGS:
             setattr(mobject, tag, getattr(target, tag))
 
+# When set, a scene writes its record (``ExplainerScene.record_json``) to this path as it ends (the export tools).
+RECORD_ENV = "EXPLAINER_RECORD"
+
 
 @dataclass
 class SectionRecord:
+    """One section: its name, start and end (seconds), and what it drew.
+
+    ``numbers`` is the inventory of recorded numbers seen on its settled frames: name → ``{"value", "text"}`` (the
+    exact string drawn), or lists of both when the number changed between settled frames (a LiveNumber, a heatmap
+    cell morphing), plus ``"kind": "term"`` for digits that name something. ``fine_print`` holds the section's small
+    print (provenance, seeds): drawn in videos, written beside an article GIF as its caption line instead.
+    ``plotted`` holds data the section draws as geometry, not digits (bar heights, curve points).
+    """
+
     name: str
     start: float
     end: float | None = None
+    numbers: dict[str, dict] = field(default_factory=dict)
+    plotted: dict[str, Any] = field(default_factory=dict)  # data drawn as geometry (bars, curves), by name
+    fine_print: list[str] = field(default_factory=list)
+    settled: list[float] = field(default_factory=list)  # scene time (s) of every settled frame: after play/wait
 
     @property
     def duration(self) -> float | None:
         return None if self.end is None else self.end - self.start
+
+    def note_number(self, drawn: Drawn) -> None:
+        """Add a number seen on screen to the inventory (a new value of a known name is appended)."""
+        value, text = jsonable(drawn.value), drawn.text
+        entry = self.numbers.get(drawn.name)
+        if entry is None:
+            self.numbers[drawn.name] = {"value": value, "text": text, **({"kind": "term"} if drawn.kind == "term"
+                                                                         else {})}
+            return
+        pairs = entry.setdefault("_seen", [(entry["value"], entry["text"])])
+        if any(t == text for _, t in pairs):  # the same string again: a value that moved below what is shown
+            return
+        pairs.append((value, text))
+        entry["value"], entry["text"] = [v for v, _ in pairs], [t for _, t in pairs]
+
+    def to_json(self) -> dict:
+        numbers = {name: {k: v for k, v in entry.items() if k != "_seen"} for name, entry in self.numbers.items()}
+        return {"name": self.name, "start": self.start, "end": self.end, "numbers": numbers,
+                "plotted": jsonable(self.plotted), "fine_print": list(self.fine_print), "settled": list(self.settled)}
 
 
 @dataclass
@@ -45,16 +92,34 @@ class SceneRecord:
     """What a scene did, for tests, manifests and ``explainer list``."""
 
     sections: list[SectionRecord] = field(default_factory=list)
-    numbers: dict[str, Any] = field(default_factory=dict)  # every number shown on screen, by name
+
+    @property
+    def numbers(self) -> dict[str, Any]:
+        """Every recorded number drawn anywhere in the scene: name → value (a list of the values when it showed
+        several, in order of appearance)."""
+        flat: dict[str, list] = {}
+        for section in self.sections:
+            for name, entry in section.numbers.items():
+                seen = flat.setdefault(name, [])
+                values = [v for v, _ in entry["_seen"]] if "_seen" in entry else [entry["value"]]
+                seen.extend(v for v in values if v not in seen)
+        return {name: values[0] if len(values) == 1 else values for name, values in flat.items()}
+
+    def section(self, name: str) -> SectionRecord:
+        for section in self.sections:
+            if section.name == name:
+                return section
+        raise KeyError(f"no section {name!r}; sections: {[s.name for s in self.sections]}")
+
+    def to_json(self) -> dict:
+        return {"sections": [s.to_json() for s in self.sections]}
 
 
 class ExplainerScene(Scene):
-    """Base scene: aspect-aware frame, themed background, section and number bookkeeping."""
+    """Base scene: aspect-aware frame, themed background, sections, and the inventory of numbers drawn."""
 
     # Called as hook(scene, section_name) after every play() and wait(), on the frame the animation settled on.
     frame_hooks: list[Callable[["ExplainerScene", str], None]] = []
-    # Called as hook(scene, section_name) when a section ends (the export tools save section records with it).
-    section_end_hooks: list[Callable[["ExplainerScene", str], None]] = []
 
     def __init__(self, **kwargs):
         self.aspect = configure_frame(config)
@@ -74,16 +139,22 @@ class ExplainerScene(Scene):
     # --- sections ------------------------------------------------------------------------------------------------
 
     def next_section(self, name: str = "unnamed", *args, **kwargs) -> None:
-        """Start a section (≤ ``theme.MAX_SECTION_SECONDS``); it is the unit of GIFs and short-video cuts."""
+        """Start a section (≤ ``theme.MAX_SECTION_SECONDS``); it is the unit of GIFs and short-video cuts.
+
+        A name with numbers in it marks them as any text does (``shared.numbers``): it becomes a file name."""
+        plain, spans = split_marked(name)
+        stray = untraced_digits(plain, spans)
+        if stray:
+            raise ValueError(f"Section name {plain!r} has digits ({stray!r}) no recording call made: use num()/fill().")
         self._end_current_section()
-        self.record.sections.append(SectionRecord(name, self.renderer.time))
-        super().next_section(name, *args, **kwargs)
+        self.record.sections.append(SectionRecord(plain, self.renderer.time))
+        for _, _, drawn in spans:
+            self.record.sections[-1].note_number(drawn)
+        super().next_section(plain, *args, **kwargs)
 
     def _end_current_section(self) -> None:
         if self.record.sections and self.record.sections[-1].end is None:
             self.record.sections[-1].end = self.renderer.time
-            for hook in type(self).section_end_hooks:
-                hook(self, self.record.sections[-1].name)
 
     @property
     def section_name(self) -> str:
@@ -93,24 +164,62 @@ class ExplainerScene(Scene):
         super().play(*args, **kwargs)
         for animation in args:
             carry_text_tags(animation)
-        for hook in type(self).frame_hooks:
-            hook(self, self.section_name)
+        self._settled()
 
     def wait(self, *args, **kwargs):
         super().wait(*args, **kwargs)
+        self._settled()
+
+    def _settled(self) -> None:
+        """On a settled frame: note the numbers on screen in the section's inventory, then run the frame hooks."""
+        if self.record.sections:
+            section = self.record.sections[-1]
+            section.settled.append(self.renderer.time)
+            for text in visible_texts(self.mobjects):
+                for drawn in text_numbers(text):
+                    section.note_number(drawn)
         for hook in type(self).frame_hooks:
             hook(self, self.section_name)
 
     def tear_down(self):
         self._end_current_section()
         super().tear_down()
+        path = os.environ.get(RECORD_ENV)
+        if path:
+            write_json_atomic(path, self.record_json())
 
-    # --- numbers on screen ---------------------------------------------------------------------------------------
+    def record_json(self) -> dict:
+        """The scene's record as JSON: scene, frame rate, size, aspect, theme and every section's inventory."""
+        return {
+            "scene": type(self).__name__,
+            "fps": config.frame_rate,
+            "pixel_width": config.pixel_width,
+            "pixel_height": config.pixel_height,
+            "aspect": self.aspect.name,
+            "theme": self.palette.name,
+            "background": self.palette.background,
+            **self.record.to_json(),
+        }
 
-    def show_number(self, name: str, value):
-        """Record a number the scene puts on screen (for the manifest and for tests); returns ``value``."""
-        self.record.numbers[name] = value
-        return value
+    # --- numbers and small print ---------------------------------------------------------------------------------
+
+    def number(self, name: str, value, fmt: str = "{}", role: str = "label", *, color=None, **kwargs):
+        """A text mobject drawing ``value`` formatted with ``fmt``, recorded as ``name`` when it is on screen."""
+        return zh(num(name, value, fmt), role, color=color, **kwargs)
+
+    def plotted(self, name: str, values):
+        """Record data this section draws as geometry (bar heights, a curve, arrow angles); returns ``values``."""
+        self.record.sections[-1].plotted[name] = values
+        return values
+
+    def fine_print(self, text: str):
+        """Small print (provenance, seed, device, wall time): recorded for the section's caption file, and drawn in
+        the ``small`` role where the layout shows small print (videos), else an empty group (article GIFs, whose
+        caption line carries it)."""
+        self.record.sections[-1].fine_print.append(strip_marks(text))
+        if not self.layout.shows_fine_print:
+            return VGroup()
+        return zh(text, "small", color=self.palette.muted)
 
     # --- the recurring pieces of a section: title, caption, clearing the stage -------------------------------------
 

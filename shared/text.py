@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import string
 import unicodedata
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from manim.utils import typst_file_writing
 
 from shared import theme
 from shared.layout import current_layout
+from shared.numbers import Drawn, format_number, split_marked, untraced_digits
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 FONT_FAMILY = "Explainer Sans SC"
@@ -137,17 +139,37 @@ def _preamble(bold: bool) -> str:
     )
 
 
-TEXT_TAGS = ("text_role", "em_at_creation", "width_at_creation", "source_text", "prose_lines")
+TEXT_TAGS = ("text_role", "em_at_creation", "width_at_creation", "source_text", "prose_lines", "drawn_numbers",
+             "untraced")
 
 
-def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int, prose: bool | None = None) -> VMobject:
+def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int, prose: bool | None = None,
+         drawn: tuple[Drawn, ...] = (), untraced: str = "") -> VMobject:
     mob.text_role = role
     mob.em_at_creation = em
     mob.width_at_creation = mob.width
     mob.source_text = source
     prose = role in theme.PROSE_ROLES if prose is None else prose
     mob.prose_lines = prose_lines if prose else 0
+    mob.drawn_numbers = tuple(drawn)  # the recorded numbers this text draws (shared.numbers)
+    mob.untraced = untraced  # digits it draws that no recording call made (the layout check reports them)
     return mob
+
+
+def text_numbers(mob) -> tuple[Drawn, ...]:
+    """The recorded numbers a text mobject draws now (a LiveNumber's change from frame to frame)."""
+    current = getattr(mob, "current_numbers", None)
+    return tuple(current()) if current else getattr(mob, "drawn_numbers", ())
+
+
+# Typst code that is not drawn as written: the arguments of a function call such as #text(fill: rgb("#5AA9FF")).
+_MARKUP_CALL = re.compile(r'#[A-Za-z][\w.-]*\((?:[^()"]|"[^"]*"|\((?:[^()"]|"[^"]*")*\))*\)')
+
+
+def _markup_visible(markup: str) -> str:
+    """Roughly the characters Typst markup draws (for messages and reading time): calls, brackets, $ removed."""
+    text = _MARKUP_CALL.sub("", markup)
+    return re.sub(r"[$\[\]\\]|#\w+", "", text)
 
 
 def _role_em(role: str) -> float:
@@ -186,39 +208,51 @@ def zh(text: str, role: str = "body", *, color=None, bold: bool = False, prose: 
         Whether it counts as reading lines on screen (``theme.MAX_PROSE_LINES``); default: title and body do,
         labels and small print don't. Pass False for body-sized words that are part of a figure (tokens).
     """
-    check_glyphs(text)
-    _check_line_lengths(text, role)
-    return rich(_typst_string(text), role, color=color, bold=bold, prose=prose, _plain=text)
+    plain, spans = split_marked(text)
+    check_glyphs(plain)
+    _check_line_lengths(plain, role)
+    mob = _typeset(_typst_string(plain), role, color=color, bold=bold)
+    return _tag(mob, role, mob.em_at_creation, plain, plain.count("\n") + 1, prose,
+                tuple(d for *_, d in spans), untraced_digits(plain, spans))
 
 
-def rich(
-    markup: str, role: str = "body", *, color=None, bold: bool = False, prose: bool | None = None,
-    _plain: str | None = None,
-) -> Typst:
+def rich(markup: str, role: str = "body", *, color=None, bold: bool = False, prose: bool | None = None) -> Typst:
     """Typst markup mixing Chinese and inline math, e.g. ``"位置 $m$ 转过 $m theta$"``.
 
     Colour parts with ``#text(fill: rgb("#hex"))[...]``; uncoloured parts take ``color``. ``\n`` breaks the line
-    (as in :func:`zh`; in Typst a bare newline would only be a space).
+    (as in :func:`zh`; in Typst a bare newline would only be a space). Numbers go in marked (``shared.numbers``).
     """
+    markup, spans = split_marked(markup)
     check_glyphs(markup)
+    ignore = [m.span() for m in _MARKUP_CALL.finditer(markup)]
+    untraced = untraced_digits(markup, spans, ignore)
     markup = re.sub(r"(?<!\\)\n", "\\\\\n", markup)  # a newline not already escaped → Typst line break
+    mob = _typeset(markup, role, color=color, bold=bold)
+    visible = _markup_visible(markup)
+    return _tag(mob, role, mob.em_at_creation, visible, visible.count("\n") + 1, prose,
+                tuple(d for *_, d in spans), untraced)
+
+
+def _typeset(markup: str, role: str, *, color=None, bold: bool = False) -> Typst:
     em = _role_em(role)
-    color = color or theme.palette().text
-    mob = Typst(markup, typst_preamble=_preamble(bold), font_size=em * FONT_SIZE_PER_EM_UNIT, color=color)
-    plain = _plain if _plain is not None else markup
-    return _tag(mob, role, em, plain, plain.count("\n") + 1, prose)
+    mob = Typst(markup, typst_preamble=_preamble(bold), font_size=em * FONT_SIZE_PER_EM_UNIT,
+                color=color or theme.palette().text)
+    mob.em_at_creation = em
+    return mob
 
 
 def formula(math: str, role: str = "body", *, color=None) -> MathTypst:
     """Display math in Typst syntax, e.g. ``"theta_i = 10000^(-2i \\/ d)"``; Chinese goes in quotes.
 
-    ``{{ part : name }}`` groups can be picked out later with ``.select(name)`` (manim's MathTypst).
+    ``{{ part : name }}`` groups can be picked out later with ``.select(name)`` (manim's MathTypst). Numbers go in
+    marked (``shared.numbers``): ``f"theta_i = {num('base', 10000)}^(..)"``.
     """
+    math, spans = split_marked(math)
     check_glyphs(math)
     em = _role_em(role)
     color = color or theme.palette().text
     mob = MathTypst(math, typst_preamble=_preamble(False), font_size=em * FONT_SIZE_PER_EM_UNIT, color=color)
-    return _tag(mob, role, em, math, 1)
+    return _tag(mob, role, em, math, 1, None, tuple(d for *_, d in spans), untraced_digits(math, spans))
 
 
 def em_size(mob: VMobject) -> float:
@@ -264,16 +298,35 @@ def _glyph_table(role: str, aspect_name: str, em: float) -> dict[str, tuple[np.n
 
 
 class LiveNumber(VGroup):
-    """A number redrawn every frame from cached glyph outlines (no typesetting, no mobject copies per frame).
+    """A recorded number redrawn every frame from cached glyph outlines (no typesetting, no mobject copies per frame).
 
-    ``LiveNumber(lambda: value, "{:.3f}")`` keeps showing ``value`` as it changes; ``fmt`` may add characters of
-    ``NUMBER_CHARS`` (``"m = {:.0f}"``). Move, scale or ``next_to`` it like any mobject: an invisible baseline
+    ``LiveNumber(lambda: value, "m = {:.1f}", name="position")`` keeps showing ``value`` as it changes and reports it
+    as the recorded number ``name`` on every settled frame (``shared.numbers``): the scene's inventory lists the values
+    it settled on. ``fmt`` has one field and may add characters of ``NUMBER_CHARS`` but no digits of its own; or pass
+    ``formatter`` (value → string) instead. Move, scale or ``next_to`` it like any mobject: an invisible baseline
     marker carries its position and size from frame to frame.
     """
 
-    def __init__(self, value, fmt: str = "{:.2f}", role: str = "label", *, color=None, **kwargs):
+    def __init__(self, value, fmt: str = "{:.2f}", role: str = "label", *, name: str, color=None, formatter=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not name:
+            raise ValueError("A LiveNumber needs a name: the recorded number it shows.")
         self.value_fn = value if callable(value) else (lambda v=value: v)
+        self.number_name = name
+        if formatter is None:
+            fields = [f for f in string.Formatter().parse(fmt) if f[1] is not None]
+            if len(fields) != 1:
+                raise ValueError(f"LiveNumber format {fmt!r} needs exactly one field, e.g. 'm = {{:.1f}}'.")
+            before, field, spec, conversion = fields[0]
+            after = fmt[fmt.rindex("}") + 1:]
+            value_fmt = "{" + (f"!{conversion}" if conversion else "") + f":{spec}}}"
+            format_number(0, before + after)  # refuses digits of the format's own
+            formatter = lambda v: format_number(v, value_fmt)  # noqa: E731
+            self._affixes = (before, after)
+        else:
+            self._affixes = ("", "")
+        self.formatter = formatter
         self.fmt = fmt
         em = _role_em(role)
         self._table = _glyph_table(role, current_layout().aspect.name, em)
@@ -292,8 +345,17 @@ class LiveNumber(VGroup):
         memo[id(self._table)] = self._table
         return super().__deepcopy__(memo)
 
+    def value_text(self) -> str:
+        return self.formatter(self.value_fn())
+
     def text(self) -> str:
-        return self.fmt.format(self.value_fn()).replace("-", "−")
+        before, after = self._affixes
+        return f"{before}{self.value_text()}{after}"
+
+    def current_numbers(self) -> tuple[Drawn, ...]:
+        """What it draws now, as a recorded number (nothing when it draws no digits, e.g. a masked cell)."""
+        shown = self.value_text()
+        return (Drawn(self.number_name, self.value_fn(), shown),) if shown else ()
 
     @property
     def em_now(self) -> float:

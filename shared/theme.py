@@ -2,7 +2,7 @@
 
 The theme is chosen with the environment variable ``EXPLAINER_THEME`` (``dark``, the default, or ``light`` for white
 WeChat article pages); the CLI sets it for you. Text sizes are fractions of the frame height per aspect, so a scene
-never pastes a font size that only works in one frame (DESIGN §4).
+never pastes a font size that only works in one frame.
 """
 
 from __future__ import annotations
@@ -78,23 +78,28 @@ def palette(name: str | None = None) -> Palette:
 
 
 # --- text sizes -------------------------------------------------------------------------------------------------
-# Em size (the height of a CJK character box) as a fraction of the frame height, per aspect.
-# Legibility minimums, DESIGN §4: a 16:9 GIF is shown ~343 CSS px wide on a phone, so body text must be at least
-# 1/24 of the frame height; a 9:16 video fills the phone, at least 1/40. Square sits between (1/32).
-MIN_TEXT_EM = {"16:9": 1 / 24, "9:16": 1 / 40, "1:1": 1 / 32}
+# Legibility is measured in CSS px on the screen an aspect is made for (``Aspect.display_width_css``: an article GIF
+# is 343 CSS px wide on a phone, a portrait short 375, a landscape video 667). Article body text is 15–17 CSS px and
+# below about 11 a reader squints, so: titles, captions and body text ≥ 14 CSS px; labels, ticks, cell values, small
+# print ≥ 11 CSS px.
+MIN_TEXT_CSS = {"title": 14.0, "body": 14.0, "label": 11.0, "small": 11.0}
 
+# Em size (the height of a CJK character box) as a fraction of the frame height, per aspect. At the display widths
+# above: 16:9 body 19.7, small 15.6 CSS px; 9:16 body 21.5, small 16.7; 1:1 body 15.0, small 11.7; article body 15.8,
+# label 12.4, small 11.7 (a text scaled down to fit may lose ~5 % before it fails the check).
 TEXT_EM = {
-    #         title    body     label    small (small print: still at the minimum, never below)
+    #         title    body     label    small
     "16:9": {"title": 1 / 13, "body": 1 / 19, "label": 1 / 22, "small": 1 / 24},
     "9:16": {"title": 1 / 22, "body": 1 / 31, "label": 1 / 36, "small": 1 / 40},
     "1:1": {"title": 1 / 17, "body": 1 / 25, "label": 1 / 29, "small": 1 / 32},
+    "article": {"title": 1 / 21, "body": 1 / 29, "label": 1 / 37, "small": 1 / 39},
 }
 TEXT_ROLES = ("title", "body", "label", "small")
 # Roles that count as reading lines (labels on charts and small print don't).
 PROSE_ROLES = ("title", "body")
 
 # At most this many characters per line (a CJK character counts 1, a Latin one 1/2) and prose lines on screen.
-MAX_LINE_CHARS = {"16:9": 18, "9:16": 14, "1:1": 16}
+MAX_LINE_CHARS = {"16:9": 18, "9:16": 14, "1:1": 16, "article": 18}
 MAX_PROSE_LINES = 4
 
 # --- strokes and shapes -----------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from manim import DOWN, LEFT, UP, Line, Rectangle, VGroup, VMobject
 
 from shared import theme
 from shared.layout import Region, current_layout
+from shared.numbers import num
 from shared.text import zh
 
 
@@ -32,6 +33,13 @@ class AxisSpec:
         if self.log:
             return (np.log10(value) - np.log10(self.low)) / (np.log10(self.high) - np.log10(self.low))
         return (value - self.low) / (self.high - self.low)
+
+
+def numeric_ticks(name: str, positions, fmt: str = "{:g}", shown=None) -> list[tuple[float, str]]:
+    """Ticks at ``positions`` labelled with recorded numbers ``name``: the position itself, or ``shown[i]`` when the
+    label differs from where it sits (a log2 axis labelled ``÷2, ÷4``: positions 1, 2, shown 2, 4)."""
+    shown = positions if shown is None else shown
+    return [(float(p), num(name, v, fmt)) for p, v in zip(positions, shown)]
 
 
 class Chart(VGroup):

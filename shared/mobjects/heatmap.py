@@ -23,6 +23,7 @@ from manim.utils.color import interpolate_color
 
 from shared import theme
 from shared.layout import Region
+from shared.numbers import format_number
 from shared.text import LiveNumber, zh
 
 GAP_FRACTION = 0.08  # space between cells, as a fraction of the cell pitch
@@ -88,13 +89,8 @@ class ColorScale:
 
 
 def _number_text(value: float, fmt: str) -> str:
-    if not np.isfinite(value):
-        return ""
-    text = fmt.format(value)
-    # "−0.00" reads as a different number from "0.00": drop the sign of values that round to zero.
-    if text.lstrip("-").strip("0.") == "":
-        text = text.lstrip("-")
-    return text
+    """A cell's number: ``fmt`` with a real minus sign ("−0.00" written "0.00"); nothing for a masked cell."""
+    return format_number(value, fmt) if np.isfinite(value) else ""
 
 
 class _CellNumber(LiveNumber):
@@ -121,6 +117,9 @@ class Heatmap(VGroup):
         Cell pitch in frame units (used when ``region`` is None; ``cell_height`` defaults to ``cell_width``).
     numbers
         A format such as ``"{:.2f}"`` to write each value in its cell, or None for colour only.
+    name
+        What the matrix is (``"cross_attention"``): cell (i, j) is recorded as the number ``name[i,j]``
+        (``shared.numbers``). Needed with ``numbers``.
     number_role, label_role
         Text roles of the numbers and of the row/column labels.
     row_labels, col_labels
@@ -141,6 +140,7 @@ class Heatmap(VGroup):
         cell_height: float | None = None,
         max_cell: tuple[float, float] = (MAX_CELL, MAX_CELL),
         numbers: str | None = None,
+        name: str | None = None,
         number_role: str = "small",
         row_labels: Sequence[str] = (),
         col_labels: Sequence[str] = (),
@@ -157,7 +157,10 @@ class Heatmap(VGroup):
             raise ValueError(f"Heatmap needs a 2-D array, got shape {self.values.shape}")
         n_rows, n_cols = self.values.shape
         self.color_scale = scale
+        if numbers is not None and not name:
+            raise ValueError("A heatmap that writes its numbers needs a name: its cells are recorded as name[i,j].")
         self.fmt = numbers
+        self.name = name
         self.masked_color = ManimColor(masked_color or pal.background)
         self.masked_text = masked_text
         self.number_role = number_role
@@ -249,7 +252,8 @@ class Heatmap(VGroup):
 
     def _live_number(self, i: int, j: int) -> LiveNumber:
         fmt, cell = self.fmt, self.cells[i][j]
-        number = _CellNumber(lambda: _number_text(self.values[i, j], fmt), "{}", self.number_role)
+        number = _CellNumber(lambda: self.values[i, j], role=self.number_role, name=f"{self.name}[{i},{j}]",
+                             formatter=lambda v: _number_text(v, fmt))
 
         def follow_cell(mob):  # centre the ink in the cell; pick the readable colour for the cell's fill
             opacity = self.number_opacity[i, j]

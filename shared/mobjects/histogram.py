@@ -54,13 +54,18 @@ class LiveBars(VGroup):
         ``() -> sequence`` of the numbers to print, when they differ from the heights.
     label_role
         Text role of the numbers.
+    label_name
+        What the numbers are: bar i's is recorded as ``label_name[i]`` (``shared.numbers``). Needed with
+        ``label_fmt``.
     """
 
     def __init__(self, chart: Chart, xs, heights: Callable[[], Sequence[float]], color, *,
                  baseline: float | None = None, label_fmt: str | None = None,
                  label_value: Callable[[], Sequence[float]] | None = None, label_role: str = "label",
-                 label_color=None, **kwargs):
+                 label_color=None, label_name: str | None = None, **kwargs):
         super().__init__(**kwargs)
+        if label_fmt is not None and not label_name:
+            raise ValueError("Bar labels are recorded numbers: give LiveBars a label_name (bar i is label_name[i]).")
         self.chart = chart
         self.xs = np.asarray(xs, dtype=float)
         self.heights_fn = heights
@@ -75,7 +80,8 @@ class LiveBars(VGroup):
         if label_fmt is not None:
             values = label_value or heights
             for i, c in enumerate(colors):
-                self.labels.add(LiveNumber(lambda i=i: values()[i], label_fmt, label_role, color=label_color or c))
+                self.labels.add(LiveNumber(lambda i=i: values()[i], label_fmt, label_role, color=label_color or c,
+                                           name=f"{label_name}[{i}]"))
             self.add(self.labels)
         self.add_updater(lambda m: m.follow())
         self.follow()

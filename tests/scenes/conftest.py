@@ -14,7 +14,7 @@ from shared.checks import dry_run
 from shared.scene import ExplainerScene
 
 SCENES_DIR = Path(__file__).resolve().parents[2] / "scenes"
-ASPECTS = ("16:9", "9:16")
+ASPECTS = ("16:9", "9:16", "article", "1:1")  # every aspect a scene is advertised in, each checked the same way
 
 
 @functools.cache
