@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Check (and on Debian/Ubuntu as root, install) what pycairo and manimpango need to build: they have no Linux
-# wheels, so pip compiles them against cairo and pango. With `--test`, also Chromium, which the gallery test opens
-# headless. Called by `make`; exits non-zero with the exact fix.
+# wheels, so pip compiles them against cairo and pango; and espeak-ng, the offline voice of narrated videos. With
+# `--test`, also Chromium, which the gallery test opens headless. Called by `make`; exits non-zero with the exact fix.
 set -euo pipefail
 PY=${1:-python3}
 missing=()
@@ -9,6 +9,7 @@ if [ "${2:-}" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing+=(chromium)
 fi
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)  # the offline voice of narrated videos
 if command -v pkg-config >/dev/null 2>&1; then
   pkg-config --exists cairo || missing+=(libcairo2-dev)
   pkg-config --exists pangocairo || missing+=(libpango1.0-dev)
@@ -21,7 +22,7 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 
 if [ "$(uname -s)" = Darwin ]; then
   echo "Missing build dependencies. Install them with:" >&2
-  echo "  brew install cairo pango pkg-config   (and Chromium for the gallery test)" >&2
+  echo "  brew install cairo pango pkg-config espeak-ng   (and Chromium for the gallery test)" >&2
   exit 1
 fi
 cmd="apt-get install -y ${missing[*]}"
@@ -30,7 +31,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && $cmd
 else
-  echo "Missing system packages: ${missing[*]} (pycairo and manimpango compile against them)." >&2
+  echo "Missing system packages: ${missing[*]} (pycairo and manimpango compile against cairo and pango;" >&2
+  echo "espeak-ng speaks narration)." >&2
   echo "Install them, then run make again:" >&2
   echo "  sudo apt-get update && sudo $cmd" >&2
   exit 1

@@ -231,6 +231,7 @@ class Layout:
     figure: Region
     caption: Region
     panel_gap: float = field(default=0.4)
+    subtitle: Region | None = None  # the subtitle band, when the render has a voice
 
     @property
     def is_portrait(self) -> bool:
@@ -257,21 +258,55 @@ class Layout:
         return TEXT_EM[self.aspect.name][role] * self.aspect.frame_height
 
 
-def layout_for(aspect: Aspect) -> Layout:
+# With a voice, subtitles take a band at the bottom of the safe area (in 9:16 just above the platform's bottom UI):
+# two lines at the subtitle size, plus padding; the title, figure and caption share what is left above it.
+SUBTITLE_LINES = 2
+SUBTITLE_LEADING = 1.45  # line pitch in ems
+SUBTITLE_PAD_EM = 0.6
+
+
+def subtitle_line_chars(aspect: Aspect) -> int:
+    """At most this many characters on a subtitle line: 16 in 9:16, 22 in 16:9 (16 elsewhere)."""
+    from shared.subtitles import DEFAULT_MAX_LINE_CHARS, MAX_LINE_CHARS
+
+    return MAX_LINE_CHARS.get(aspect.name, DEFAULT_MAX_LINE_CHARS)
+
+
+def subtitle_em(aspect: Aspect) -> float:
+    """Em size of subtitles: body size, or less where a full line of CJK characters would not fit the safe width."""
+    from shared.theme import TEXT_EM
+
+    ml, mr, _, _ = aspect.margins
+    width = aspect.frame_width - ml - mr
+    return min(TEXT_EM[aspect.name]["body"] * aspect.frame_height, 0.94 * width / subtitle_line_chars(aspect))
+
+
+def layout_for(aspect: Aspect, subtitles: bool = False) -> Layout:
+    """The regions of ``aspect``; with ``subtitles``, a subtitle band at the bottom of the safe area."""
     w, h = aspect.frame_width / 2, aspect.frame_height / 2
     frame = Region(-w, w, -h, h)
     ml, mr, mb, mt = aspect.margins
     safe = Region(-w + ml, w - mr, -h + mb, h - mt)
-    title_h = safe.height * TITLE_BAND[aspect.name]
-    caption_h = safe.height * CAPTION_BAND[aspect.name]
-    title = Region(safe.left, safe.right, safe.top - title_h, safe.top)
-    caption = Region(safe.left, safe.right, safe.bottom, safe.bottom + caption_h)
-    figure = Region(safe.left, safe.right, caption.top + BAND_GAP, title.bottom - BAND_GAP)
-    return Layout(aspect, frame, safe, title, figure, caption)
+    subtitle = None
+    content = safe
+    if subtitles:
+        em = subtitle_em(aspect)
+        band = em * (SUBTITLE_LINES * SUBTITLE_LEADING + SUBTITLE_PAD_EM)
+        subtitle = Region(safe.left, safe.right, safe.bottom, safe.bottom + band)
+        content = Region(safe.left, safe.right, subtitle.top + BAND_GAP, safe.top)
+    title_h = content.height * TITLE_BAND[aspect.name]
+    caption_h = content.height * CAPTION_BAND[aspect.name]
+    title = Region(content.left, content.right, content.top - title_h, content.top)
+    caption = Region(content.left, content.right, content.bottom, content.bottom + caption_h)
+    figure = Region(content.left, content.right, caption.top + BAND_GAP, title.bottom - BAND_GAP)
+    return Layout(aspect, frame, safe, title, figure, caption, subtitle=subtitle)
 
 
 def current_layout() -> Layout:
-    """The layout for the frame manim is rendering now (from ``config``'s pixel size)."""
+    """The layout for the frame manim is rendering now (from ``config``'s pixel size; with a subtitle band when the
+    render has a voice, ``shared.voice``)."""
     from manim import config
 
-    return layout_for(aspect_for_pixels(config.pixel_width, config.pixel_height))
+    from shared.voice import subtitles_from_env
+
+    return layout_for(aspect_for_pixels(config.pixel_width, config.pixel_height), subtitles_from_env())

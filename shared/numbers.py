@@ -72,7 +72,8 @@ def format_number(value, fmt: str = "{}") -> str:
     return text
 
 
-def _mark(drawn: Drawn) -> str:
+def mark(drawn: Drawn) -> str:
+    """The marked string of a recorded number (what :func:`num` returns for it)."""
     key = json.dumps([drawn.name, jsonable(drawn.value), drawn.kind], ensure_ascii=False, allow_nan=True)
     if any(ch in key for ch in (OPEN, SEP, CLOSE)):
         raise ValueError(f"Number name or value {drawn.name!r} contains a reserved character.")
@@ -86,18 +87,18 @@ def num(name: str, value, fmt: str = "{}") -> str:
     """
     if not name:
         raise ValueError("A drawn number needs a name (what it is: 'head_dim', 'final_test_acc').")
-    return _mark(Drawn(name, value, format_number(value, fmt)))
+    return mark(Drawn(name, value, format_number(value, fmt)))
 
 
 def num_vector(name: str, values, fmt: str = "{:.2f}") -> str:
     """A vector drawn as ``(0.41, −1.20, …)``, marked as one recorded number (its value the list)."""
     values = [float(v) for v in values]
-    return _mark(Drawn(name, values, "(" + ", ".join(format_number(v, fmt) for v in values) + ")"))
+    return mark(Drawn(name, values, "(" + ", ".join(format_number(v, fmt) for v in values) + ")"))
 
 
 def term(text: str) -> str:
     """``text`` marked as a name whose digits are not a quantity (a model, a GPU, a format): ``term("FP8")``."""
-    return _mark(Drawn(text, text, text, "term"))
+    return mark(Drawn(text, text, text, "term"))
 
 
 def fill(template: str, *, prefix: str = "", **values) -> str:

@@ -9,6 +9,8 @@ background, keeps a record of sections (name, start, duration) and of the number
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import contextlib
+import math
 import os
 from typing import Any, Callable
 
@@ -18,8 +20,17 @@ from shared import theme
 from shared.checks import visible_texts
 from shared.layout import configure_frame, current_layout
 from shared.files import write_json_atomic
+from shared.layout import subtitle_line_chars
+from shared.mobjects.subtitle_track import SubtitleTrack
 from shared.numbers import Drawn, jsonable, num, split_marked, strip_marks, untraced_digits
-from shared.text import TEXT_TAGS, em_size, is_text, text_numbers, zh
+from shared.subtitles import remark, sentence_cues
+from shared.text import TEXT_TAGS, check_glyphs, em_size, is_text, text_numbers, zh
+from shared.voice import VoiceError, sentence_ranges, speak, voice_from_env
+
+
+def _frames_to_seconds(frames: int, fps: float) -> float:
+    """A wait that manim renders as exactly ``frames`` frames (it takes floor(duration · fps))."""
+    return (frames + 0.5) / fps
 
 
 def crossfade(old, new, *, match: bool = True) -> AnimationGroup:
@@ -60,6 +71,8 @@ class SectionRecord:
     end: float | None = None
     numbers: dict[str, dict] = field(default_factory=dict)
     plotted: dict[str, Any] = field(default_factory=dict)  # data drawn as geometry (bars, curves), by name
+    narration: list[dict] = field(default_factory=list)  # beats: text, start, end, sentences (audio, start, duration)
+    subtitles: list[dict] = field(default_factory=list)  # cues: start, end, lines
     fine_print: list[str] = field(default_factory=list)
     settled: list[float] = field(default_factory=list)  # scene time (s) of every settled frame: after play/wait
 
@@ -84,7 +97,8 @@ class SectionRecord:
     def to_json(self) -> dict:
         numbers = {name: {k: v for k, v in entry.items() if k != "_seen"} for name, entry in self.numbers.items()}
         return {"name": self.name, "start": self.start, "end": self.end, "numbers": numbers,
-                "plotted": jsonable(self.plotted), "fine_print": list(self.fine_print), "settled": list(self.settled)}
+                "plotted": jsonable(self.plotted), "fine_print": list(self.fine_print), "settled": list(self.settled),
+                "narration": list(self.narration), "subtitles": list(self.subtitles)}
 
 
 @dataclass
@@ -126,6 +140,8 @@ class ExplainerScene(Scene):
         self.palette = theme.palette()
         config.background_color = self.palette.background
         self.record = SceneRecord()
+        self.narrator = voice_from_env()  # None: no voice, timing as written (article GIFs)
+        self.subtitle_track: SubtitleTrack | None = None
         super().__init__(**kwargs)
 
     def setup(self):
@@ -166,12 +182,30 @@ class ExplainerScene(Scene):
             carry_text_tags(animation)
         self._settled()
 
-    def wait(self, *args, **kwargs):
-        super().wait(*args, **kwargs)
-        self._settled()
+    def wait(self, duration: float = theme.DEFAULT_WAIT, *args, **kwargs):
+        # A held frame is drawn once: with subtitles, hold piece by piece so each cue shows from the first frame at
+        # or after the moment its words start. manim advances a wait by floor(duration · fps) frames.
+        cuts = self.subtitle_track.boundaries() if self.subtitle_track and not args and not kwargs else []
+        fps, start = config.frame_rate, self.renderer.time
+        total = math.floor(duration * fps + 1e-9)
+        pieces = sorted({math.ceil((c - start) * fps - 1e-9) for c in cuts} & set(range(1, total)) | {total})
+        done = 0
+        for frames in pieces if cuts else [None]:
+            if frames is None:
+                super().wait(duration, *args, **kwargs)
+            else:
+                super().wait(_frames_to_seconds(frames - done, fps))
+                done = frames
+
+    def wait_at_least(self, seconds: float) -> None:
+        """Hold the picture for ``seconds`` or the next whole frame after it (never less: a voice must finish)."""
+        if seconds > 1e-9:
+            self.wait(_frames_to_seconds(math.ceil(seconds * config.frame_rate - 1e-9), config.frame_rate))
 
     def _settled(self) -> None:
         """On a settled frame: note the numbers on screen in the section's inventory, then run the frame hooks."""
+        if self.subtitle_track is not None:
+            self.subtitle_track.show(self.renderer.time)
         if self.record.sections:
             section = self.record.sections[-1]
             section.settled.append(self.renderer.time)
@@ -200,6 +234,49 @@ class ExplainerScene(Scene):
             "background": self.palette.background,
             **self.record.to_json(),
         }
+
+    # --- narration ----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def voice(self, text: str):
+        """Narration for the animations played inside the ``with`` block (one beat), in the writer's words.
+
+        Without a voice (``shared.voice``: no ``EXPLAINER_VOICE``) the block plays as written and the text is only
+        recorded. With one, each sentence is synthesised, the beat lasts at least as long as its speech (the picture
+        holds its final state while the voice finishes; it never runs ahead of it), and the sentences appear as
+        subtitles timed from their audio. Numbers go in marked, as in any text: what is said is what is drawn.
+        """
+        plain, spans = split_marked(text)
+        check_glyphs(plain)
+        if not plain.strip():
+            raise VoiceError("Empty narration: a voice() beat needs something to say.")
+        section = self.record.sections[-1]
+        for _, _, drawn in spans:
+            section.note_number(drawn)
+        beat = {"text": plain, "start": self.renderer.time, "sentences": []}
+        section.narration.append(beat)
+        speech_end = beat["start"]
+        if self.narrator is not None:
+            ranges = sentence_ranges(plain)
+            spoken = speak([plain[a:b] for a, b in ranges], self.narrator)
+            cues = []
+            for (a, b), sentence in zip(ranges, spoken):
+                beat["sentences"].append({"text": sentence.text, "start": speech_end, "duration": sentence.duration,
+                                          "audio": str(sentence.audio)})
+                if self.layout.subtitle is not None:
+                    cues += sentence_cues(remark(plain, spans, a, b), speech_end, sentence.duration,
+                                          max_chars=subtitle_line_chars(self.aspect))
+                speech_end += sentence.duration
+            if cues:
+                if self.subtitle_track is None:
+                    self.subtitle_track = SubtitleTrack(self.layout, lambda: self.renderer.time)
+                self.subtitle_track.add_cues(cues)
+                if self.subtitle_track not in self.mobjects:
+                    self.add(self.subtitle_track)
+                section.subtitles += [{"start": c.start, "end": c.end, "lines": list(c.lines)} for c in cues]
+        yield
+        self.wait_at_least(speech_end - self.renderer.time)
+        beat["end"] = self.renderer.time
 
     # --- numbers and small print ---------------------------------------------------------------------------------
 
@@ -249,7 +326,8 @@ class ExplainerScene(Scene):
         return caption
 
     def clear_stage(self, run_time: float = theme.QUICK):
-        """Fade out everything on screen (between sections)."""
-        if self.mobjects:
-            self.play(*[FadeOut(m) for m in self.mobjects], run_time=run_time)
-        self.clear()
+        """Fade out everything on screen (between sections); subtitles stay."""
+        stage = [m for m in self.mobjects if m is not self.subtitle_track]
+        if stage:
+            self.play(*[FadeOut(m) for m in stage], run_time=run_time)
+        self.remove(*stage)

@@ -114,6 +114,7 @@ BEAT = 1.0  # a normal animation
 QUICK = 0.5  # a small change
 SLOW = 2.0  # a motion the eye should follow
 HOLD = 1.5  # let a result sit on screen
+DEFAULT_WAIT = 1.0  # manim's default wait
 READ_SECONDS_PER_CHAR = 0.12  # reading time for a caption, roughly 8 Chinese characters a second
 MAX_SECTION_SECONDS = 20.0  # a section is one GIF / one short cut (DESIGN §4)
 
