@@ -2,8 +2,11 @@
 
 The model is the original translation Transformer (Vaswani et al. 2017, "Attention Is All You Need", §3) at toy size:
 d_model = 8, 2 heads, FFN 4·d_model, sinusoidal positions, Post-LN (the paper) or Pre-LN (GPT-2 and later) as an
-option. Its weights are **random (seeded), not trained**: the numbers are real computations, the "translation" it
-predicts is meaningless, and a scene that shows it must say so.
+option. By default its weights are **random (seeded), not trained** and its vocabulary is the one sentence pair
+below: the numbers are real computations, the "translation" it predicts is meaningless, and a scene that shows it must
+say so. A config may carry other vocabularies and :func:`weights_from_arrays` may load trained weights; a
+:class:`Translator` holds such a model and decodes greedily (``shared.runs.load_translator`` gives the trained
+Chinese → English one of ``media/runs/translator/``).
 
 All attention goes through :func:`shared.math.attention.scaled_dot_product_attention` and all normalisation through
 :func:`shared.math.norms.layer_norm`. ``tests/math/test_tiny_transformer.py`` recomputes every activation with
@@ -22,7 +25,7 @@ Example
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -46,6 +49,7 @@ class TinyTransformerConfig:
     """Hyperparameters of the tiny model (nanoGPT ``GPTConfig`` style).
 
     Shapes below use S = source length (4), T = target length including <bos> (5), V = target vocabulary size (6).
+    The default vocabularies are the toy pair's; a trained model's config carries its own (``shared.corpus``).
     """
 
     d_model: int = 8  # width of every token vector (512 in Vaswani et al.); must be even for sin/cos pairs
@@ -61,6 +65,8 @@ class TinyTransformerConfig:
     norm_affine_std: float = 0.0
     positional_base: float = 10000.0  # sinusoidal PE base (paper §3.5)
     seed: int = 0  # the weights are random draws from this seed, not trained
+    source_vocab: tuple[str, ...] = SOURCE_VOCAB  # token id = index; embedding rows in this order
+    target_vocab: tuple[str, ...] = TARGET_VOCAB  # must hold BOS and EOS; logit columns in this order
 
     def __post_init__(self):
         if self.d_model % 2:
@@ -69,6 +75,14 @@ class TinyTransformerConfig:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
         if self.norm_position not in NORM_POSITIONS:
             raise ValueError(f"norm_position must be one of {NORM_POSITIONS}, got {self.norm_position!r}")
+        object.__setattr__(self, "source_vocab", tuple(self.source_vocab))  # lists (from JSON) become tuples
+        object.__setattr__(self, "target_vocab", tuple(self.target_vocab))
+        for name, vocab in (("source_vocab", self.source_vocab), ("target_vocab", self.target_vocab)):
+            if len(set(vocab)) != len(vocab):
+                raise ValueError(f"{name} lists a token twice: {sorted(t for t in set(vocab) if vocab.count(t) > 1)}")
+        missing = [t for t in (BOS, EOS) if t not in self.target_vocab]
+        if missing:
+            raise ValueError(f"target_vocab must contain {missing}: the decoder starts at {BOS} and stops at {EOS}")
 
     @property
     def d_head(self) -> int:
@@ -132,13 +146,13 @@ class DecoderLayerWeights:
 
 @dataclass
 class TinyTransformerWeights:
-    source_embedding: np.ndarray  # [len(SOURCE_VOCAB), d_model]
-    target_embedding: np.ndarray  # [len(TARGET_VOCAB), d_model]
+    source_embedding: np.ndarray  # [len(config.source_vocab), d_model]
+    target_embedding: np.ndarray  # [len(config.target_vocab), d_model]
     encoder_layers: list[EncoderLayerWeights]
     decoder_layers: list[DecoderLayerWeights]
     encoder_final_norm: LayerNormWeights | None  # present when config.has_final_norm
     decoder_final_norm: LayerNormWeights | None
-    output_projection: np.ndarray  # [d_model, len(TARGET_VOCAB)]: decoder state → logits (no bias, as the paper)
+    output_projection: np.ndarray  # [d_model, len(config.target_vocab)]: decoder state → logits (no bias, as the paper)
 
 
 def init_weights(config: TinyTransformerConfig) -> TinyTransformerWeights:
@@ -167,8 +181,8 @@ def init_weights(config: TinyTransformerConfig) -> TinyTransformerWeights:
         std = config.norm_affine_std
         return LayerNormWeights(1.0 + std * rng.standard_normal(d), std * rng.standard_normal(d))
 
-    source_embedding = rng.normal(scale=d**-0.5, size=(len(SOURCE_VOCAB), d))
-    target_embedding = rng.normal(scale=d**-0.5, size=(len(TARGET_VOCAB), d))
+    source_embedding = rng.normal(scale=d**-0.5, size=(len(config.source_vocab), d))
+    target_embedding = rng.normal(scale=d**-0.5, size=(len(config.target_vocab), d))
     encoder_layers = [
         EncoderLayerWeights(attention(), norm(), feed_forward(), norm()) for _ in range(config.n_encoder_layers)
     ]
@@ -178,7 +192,7 @@ def init_weights(config: TinyTransformerConfig) -> TinyTransformerWeights:
     ]
     encoder_final_norm = norm() if config.has_final_norm else None
     decoder_final_norm = norm() if config.has_final_norm else None
-    output_projection, _ = linear(d, len(TARGET_VOCAB))
+    output_projection, _ = linear(d, len(config.target_vocab))
     return TinyTransformerWeights(
         source_embedding, target_embedding, encoder_layers, decoder_layers, encoder_final_norm, decoder_final_norm,
         output_projection,
@@ -279,8 +293,8 @@ class TinyTransformerActivations:
     source_tokens: tuple[str, ...]  # ("我", "爱", "机器", "学习")
     decoder_input_tokens: tuple[str, ...]  # (<bos>, "I", …): teacher forcing, shifted right
     decoder_target_tokens: tuple[str, ...]  # ("I", …, <eos>): what each position should predict
-    source_ids: np.ndarray  # [S] indices into SOURCE_VOCAB
-    decoder_input_ids: np.ndarray  # [T] indices into TARGET_VOCAB
+    source_ids: np.ndarray  # [S] indices into config.source_vocab
+    decoder_input_ids: np.ndarray  # [T] indices into config.target_vocab
     source_embeddings: np.ndarray  # [S, d_model]: embedding rows · √d_model
     source_positional_encodings: np.ndarray  # [S, d_model]
     encoder_input: np.ndarray  # [S, d_model]: embeddings + positions
@@ -295,7 +309,7 @@ class TinyTransformerActivations:
     decoder_output: np.ndarray  # [T, d_model]
     logits: np.ndarray  # [T, V]: decoder_output @ output_projection
     probabilities: np.ndarray  # [T, V]: softmax(logits) per position
-    predicted_tokens: tuple[str, ...] = field(default=())  # argmax per position (meaningless: the weights are random)
+    predicted_tokens: tuple[str, ...] = field(default=())  # argmax per position (meaningless if the weights are random)
 
     def normalized_states(
         self, stack: str = "encoder", *, standardized: bool = False
@@ -479,8 +493,8 @@ def forward(
     source_tokens, target_tokens = tuple(source_tokens), tuple(target_tokens)
     decoder_input_tokens = (BOS,) + target_tokens
     decoder_target_tokens = target_tokens + (EOS,)
-    source_ids = _token_ids(source_tokens, SOURCE_VOCAB)
-    decoder_input_ids = _token_ids(decoder_input_tokens, TARGET_VOCAB)
+    source_ids = _token_ids(source_tokens, config.source_vocab)
+    decoder_input_ids = _token_ids(decoder_input_tokens, config.target_vocab)
     d, h = config.d_model, config.n_heads
     embed_scale = np.sqrt(d)  # paper §3.4: embeddings are multiplied by √d_model
 
@@ -540,7 +554,7 @@ def forward(
         decoder_output=y,
         logits=logits,
         probabilities=probabilities,
-        predicted_tokens=tuple(TARGET_VOCAB[i] for i in np.argmax(logits, axis=-1)),
+        predicted_tokens=tuple(config.target_vocab[i] for i in np.argmax(logits, axis=-1)),
     )
 
 
@@ -550,3 +564,105 @@ def run_tiny_transformer(
     """``forward(config, init_weights(config), …)`` with the default config and sentence pair."""
     config = TinyTransformerConfig() if config is None else config
     return forward(config, init_weights(config), source_tokens, target_tokens)
+
+
+# ------------------------------------------------------------------------------------------- saved weights, translator
+
+
+def _array_slots(obj, prefix: str = ""):
+    """``(name, owner, attribute)`` of every array in a weights dataclass, in field order; names join fields with '/'
+    (``encoder_layers/0/self_attention/w_q``), which torch accepts as parameter names and ``np.savez`` as keys."""
+    for f in fields(obj):
+        value, name = getattr(obj, f.name), f"{prefix}{f.name}"
+        if isinstance(value, np.ndarray):
+            yield name, obj, f.name
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                yield from _array_slots(item, f"{name}/{i}/")
+        elif value is not None:
+            yield from _array_slots(value, f"{name}/")
+
+
+def weights_to_arrays(weights: TinyTransformerWeights) -> dict[str, np.ndarray]:
+    """Every weight as ``{name: array}`` (the layout of a trained run's ``.npz``; see :func:`weights_from_arrays`)."""
+    return {name: getattr(owner, attribute) for name, owner, attribute in _array_slots(weights)}
+
+
+def weights_from_arrays(config: TinyTransformerConfig, arrays) -> TinyTransformerWeights:
+    """Weights for ``config`` from ``{name: array}`` (e.g. ``np.load("weights.npz")``), as float64.
+
+    Raises
+    ------
+    ValueError
+        When a name is missing or extra, or an array's shape differs from what ``config`` needs.
+    """
+    weights = init_weights(config)  # the structure and shapes; every array is then replaced
+    slots = list(_array_slots(weights))
+    names = {name for name, _, _ in slots}
+    missing, extra = sorted(names - set(arrays)), sorted(set(arrays) - names)
+    if missing or extra:
+        raise ValueError(f"weights do not fit the config: missing {missing}, unexpected {extra}")
+    for name, owner, attribute in slots:
+        array = np.asarray(arrays[name], dtype=np.float64)
+        if array.shape != getattr(owner, attribute).shape:
+            raise ValueError(f"weight {name} has shape {array.shape}, the config needs {getattr(owner, attribute).shape}")
+        setattr(owner, attribute, array)
+    return weights
+
+
+def count_parameters(weights: TinyTransformerWeights) -> int:
+    """Number of scalars in all weights."""
+    return sum(a.size for a in weights_to_arrays(weights).values())
+
+
+@dataclass(frozen=True)
+class DecodingStep:
+    """One greedy decoding step: what the decoder had written and what it predicted next."""
+
+    prefix: tuple[str, ...]  # target tokens written so far (without <bos>)
+    probabilities: np.ndarray  # [V]: softmax of the last position's logits
+    top_tokens: tuple[str, ...]  # the k most probable next tokens, most probable first
+    top_probabilities: tuple[float, ...]
+    chosen: str  # top_tokens[0]: greedy decoding takes the argmax
+
+
+@dataclass(frozen=True)
+class Translator:
+    """An encoder–decoder model with its vocabularies: translate greedily, inspect every step.
+
+    Example
+    -------
+    >>> model = Translator(config, weights)            # or shared.runs.load_translator().model
+    >>> model.translate(("我", "昨天", "看", "了", "一", "本", "书"))
+    ('I', 'read', 'a', 'book', 'yesterday')
+    """
+
+    config: TinyTransformerConfig
+    weights: TinyTransformerWeights
+    max_length: int = 32  # decoding stops after this many tokens when no <eos> comes
+
+    def activations(self, source_tokens, target_prefix=()) -> TinyTransformerActivations:
+        """Every intermediate of one forward pass: the encoder on ``source_tokens``, the decoder on
+        ``<bos> + target_prefix`` (teacher forcing; position t's logits predict the token after prefix[:t])."""
+        return forward(self.config, self.weights, source_tokens, target_prefix)
+
+    def decode(self, source_tokens, top_k: int = 5) -> list[DecodingStep]:
+        """Greedy decoding, one :class:`DecodingStep` per token written (the last one chose <eos>, unless
+        ``max_length`` ran out). Each step reruns the whole decoder on the prefix, as a model without a KV cache does.
+        """
+        vocab = self.config.target_vocab
+        steps: list[DecodingStep] = []
+        prefix: tuple[str, ...] = ()
+        while len(steps) < self.max_length:
+            probabilities = self.activations(source_tokens, prefix).probabilities[-1]
+            order = np.argsort(-probabilities, kind="stable")[:top_k]
+            top = tuple(vocab[i] for i in order)
+            steps.append(DecodingStep(prefix, probabilities, top, tuple(float(p) for p in probabilities[order]), top[0]))
+            if top[0] == EOS:
+                break
+            prefix += (top[0],)
+        return steps
+
+    def translate(self, source_tokens) -> tuple[str, ...]:
+        """The greedy translation, without <eos>."""
+        return tuple(step.chosen for step in self.decode(source_tokens, top_k=1) if step.chosen != EOS)

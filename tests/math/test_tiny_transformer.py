@@ -23,10 +23,14 @@ from shared.math.tiny_transformer import (
     TARGET_SENTENCE,
     TARGET_VOCAB,
     TinyTransformerConfig,
+    Translator,
+    count_parameters,
     forward,
     init_weights,
     run_tiny_transformer,
     sinusoidal_positional_encoding,
+    weights_from_arrays,
+    weights_to_arrays,
 )
 
 TOL = 1e-10
@@ -123,8 +127,8 @@ def _torch_sublayer(x: torch.Tensor, norm_w, f, inner_key: str, config) -> dict:
 
 def _torch_forward(config, weights, source_tokens, target_tokens) -> dict:
     d, h = config.d_model, config.n_heads
-    src_ids = torch.tensor([SOURCE_VOCAB.index(t) for t in source_tokens])
-    tgt_ids = torch.tensor([TARGET_VOCAB.index(t) for t in (BOS, *target_tokens)])
+    src_ids = torch.tensor([config.source_vocab.index(t) for t in source_tokens])
+    tgt_ids = torch.tensor([config.target_vocab.index(t) for t in (BOS, *target_tokens)])
     out = {}
     out["source_embeddings"] = F.embedding(src_ids, _t(weights.source_embedding)) * math.sqrt(d)
     out["source_positional_encodings"] = _torch_positional_encoding(len(src_ids), d, config.positional_base)
@@ -380,3 +384,78 @@ def test_bad_config_and_tokens_raise_clear_errors():
         run_tiny_transformer(source_tokens=("你", "爱"))
     with pytest.raises(ValueError, match="stack"):
         run_tiny_transformer().normalized_states("middle")
+
+
+# ----------------------------------------------------------------- vocabularies in the config, saved weights, decoding
+
+OWN_VOCAB = TinyTransformerConfig(
+    d_model=12, n_heads=2, n_decoder_layers=2, seed=8, source_vocab=("<pad>", "猫", "吃", "鱼"),
+    target_vocab=["<pad>", BOS, EOS, "cats", "eat", "fish"],  # a list (as read from JSON) is kept as a tuple
+)
+
+
+def test_a_config_with_its_own_vocabularies_matches_torch():
+    assert OWN_VOCAB.target_vocab == ("<pad>", BOS, EOS, "cats", "eat", "fish")
+    weights = init_weights(OWN_VOCAB)
+    assert weights.source_embedding.shape == (4, 12) and weights.output_projection.shape == (12, 6)
+    acts = forward(OWN_VOCAB, weights, ("猫", "吃", "鱼"), ("cats", "eat"))
+    seen: list[str] = []
+    _compare(acts, _torch_forward(OWN_VOCAB, weights, ("猫", "吃", "鱼"), ("cats", "eat")), "acts", seen)
+    assert acts.predicted_tokens[0] in OWN_VOCAB.target_vocab
+    with pytest.raises(ValueError, match="'我'"):
+        forward(OWN_VOCAB, weights, ("我",), ())
+
+
+def test_bad_vocabularies_raise_clear_errors():
+    with pytest.raises(ValueError, match="<eos>"):
+        TinyTransformerConfig(target_vocab=(BOS, "a"))
+    with pytest.raises(ValueError, match="twice"):
+        TinyTransformerConfig(source_vocab=("a", "b", "a"))
+
+
+@pytest.mark.parametrize("config", [TinyTransformerConfig(), OWN_VOCAB, CONFIGS["pre_ln_2_layers_affine"]])
+def test_weights_round_trip_through_named_arrays(config):
+    weights = init_weights(config)
+    arrays = weights_to_arrays(weights)
+    assert all("/" in name or "_" in name for name in arrays) and "output_projection" in arrays
+    assert count_parameters(weights) == sum(a.size for a in arrays.values())
+    back = weights_from_arrays(config, {k: v.astype(np.float32) for k, v in arrays.items()})
+    for name, array in weights_to_arrays(back).items():
+        assert array.dtype == np.float64
+        np.testing.assert_array_equal(array, arrays[name].astype(np.float32).astype(np.float64))
+    # a torch module with these names holds the same number of parameters
+    module = torch.nn.ParameterDict({k: torch.nn.Parameter(torch.from_numpy(v)) for k, v in arrays.items()})
+    assert sum(p.numel() for p in module.parameters()) == count_parameters(weights)
+
+
+def test_weights_that_do_not_fit_the_config_raise():
+    arrays = weights_to_arrays(init_weights(TinyTransformerConfig()))
+    with pytest.raises(ValueError, match="missing .*output_projection"):
+        weights_from_arrays(TinyTransformerConfig(), {k: v for k, v in arrays.items() if k != "output_projection"})
+    with pytest.raises(ValueError, match="unexpected .*extra"):
+        weights_from_arrays(TinyTransformerConfig(), {**arrays, "extra": np.zeros(1)})
+    with pytest.raises(ValueError, match=r"source_embedding has shape \(4, 8\), the config needs \(3, 8\)"):
+        weights_from_arrays(TinyTransformerConfig(source_vocab=("我", "爱", "学习")), arrays)
+
+
+def test_greedy_decoding_follows_the_torch_probabilities_step_by_step():
+    config = TinyTransformerConfig(seed=2)
+    weights = init_weights(config)
+    model = Translator(config, weights, max_length=6)
+    steps = model.decode(SOURCE_SENTENCE, top_k=3)
+    assert 1 <= len(steps) <= 6
+    prefix: tuple[str, ...] = ()
+    for step in steps:
+        assert step.prefix == prefix
+        reference = _torch_forward(config, weights, SOURCE_SENTENCE, prefix)["probabilities"][-1]
+        np.testing.assert_allclose(step.probabilities, reference.numpy(), rtol=0, atol=TOL)
+        top = torch.topk(reference, 3)
+        assert step.top_tokens == tuple(TARGET_VOCAB[i] for i in top.indices)
+        np.testing.assert_allclose(step.top_probabilities, top.values.numpy(), rtol=0, atol=TOL)
+        assert step.chosen == step.top_tokens[0]
+        prefix += (step.chosen,)
+    # it stops at <eos> or after max_length tokens; translate() is the chosen tokens without <eos>
+    assert steps[-1].chosen == EOS or len(steps) == 6
+    assert all(s.chosen != EOS for s in steps[:-1])
+    assert model.translate(SOURCE_SENTENCE) == tuple(s.chosen for s in steps if s.chosen != EOS)
+    assert model.activations(SOURCE_SENTENCE, prefix[:2]).decoder_input_tokens == (BOS, *prefix[:2])
