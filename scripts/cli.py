@@ -24,7 +24,21 @@ OPTIONAL_COMMANDS = {"train-grokking": "scripts.train_grokking", "train-moe": "s
 
 SCENE_HELP = "SCENE is a topic name (rope → scenes/rope.py) or the path of a .py file with one ExplainerScene."
 THEMES = click.Choice(["dark", "light"])
-ASPECTS = click.Choice(["16:9", "9:16", "1:1"])
+
+
+def _aspects() -> click.Choice:
+    from shared.layout import ASPECTS
+
+    return click.Choice(list(ASPECTS))
+
+
+def _jobs_option(command):
+    """``--jobs N``: worker processes rendering sections at once (default: the CPUs this machine gives us)."""
+    from scripts.export.render import default_jobs
+
+    return click.option("--jobs", "-j", type=click.IntRange(min=1), default=default_jobs(),
+                        help="Sections are rendered by this many manim processes at once (default: the CPU count); "
+                             "1 renders them one after another in one process.")(command)
 
 
 def _console():
@@ -124,17 +138,26 @@ def list_scenes(scenes):
 @click.argument("scene")
 @click.option("--quality", "-q", type=click.Choice(["l", "m", "h", "k"]), default="h",
               help="Pixel size from shared.layout.PIXEL_SIZES (h: 1920×1080 or 1080×1920).")
-@click.option("--aspect", type=ASPECTS, default="16:9")
+@click.option("--aspect", type=_aspects(), default="16:9")
 @click.option("--theme", type=THEMES, default="dark")
-@click.option("--fps", type=float, default=None, help="Frame rate (default: manim's for the quality: 15/30/60/60).")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Frame rate (default: manim's for the quality: 15/30/60/60).")
+@click.option("--section", "-s", "sections", multiple=True,
+              help="Section name or number (from 1); repeat. Default: all. Only these are rendered.")
+@_jobs_option
+@click.option("--force", is_flag=True, help="Render again even when the cache holds these sections.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to put the MP4 (default: media/videos/<topic>/<Scene>-<aspect>-<theme>-<W>x<H>.mp4).")
 @friendly_errors
-def render(scene, quality, aspect, theme, fps, out):
-    """Render SCENE to MP4 with the right frame size and theme.  SCENE: topic name or .py path."""
+def render(scene, quality, aspect, theme, fps, sections, jobs, force, out):
+    """Render SCENE to MP4 with the right frame size and theme.  SCENE: topic name or .py path.
+
+    Sections are rendered in parallel processes and joined without re-encoding; the frames are those of a serial
+    render."""
     from scripts.export.render import render_movie
 
-    path = render_movie(scene, quality=quality, aspect=aspect, theme=theme, fps=fps, out=out, console=_console())
+    path = render_movie(scene, quality=quality, aspect=aspect, theme=theme, fps=fps, sections=sections, out=out,
+                        jobs=jobs, force=force, console=_console())
     click.echo(str(path))
 
 
@@ -145,20 +168,32 @@ def render(scene, quality, aspect, theme, fps, out):
 @click.option("--max-mb", type=float, default=6.0, help="Size budget per GIF in MB (WeChat's hard cap: 10).")
 @click.option("--max-frames", type=int, default=300, help="Frame limit per GIF (WeChat's: 300).")
 @click.option("--min-psnr", type=float, default=40.0, help="PSNR floor in dB against the rendered frames.")
-@click.option("--fps-max", type=float, default=20.0)
-@click.option("--fps-min", type=float, default=10.0)
+@click.option("--fps-max", type=float, default=20.0, help="Highest frame rate tried (GIF rates are 100/n: 20, 16.7…).")
+@click.option("--fps-min", type=float, default=10.0, help="Lowest frame rate tried.")
 @click.option("--theme", type=THEMES, default="dark", help="light suits white article pages.")
-@click.option("--aspect", type=ASPECTS, default="16:9")
+@click.option("--aspect", type=_aspects(), default="article",
+              help="article: 3:4, laid out for a phone's article column; 16:9, 9:16 or 1:1 reuse those layouts.")
+@click.option("--poster-at", type=click.FloatRange(min=0), default=None,
+              help="Open on the frame this many seconds into the section (default: its finished picture).")
+@click.option("--no-poster", is_flag=True, help="Start on the section's first frame, with no poster hold or fade.")
+@_jobs_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder for the GIFs and manifests (default: media/gifs/<topic>/).")
+              help="Folder for the GIFs, captions and manifests (default: media/gifs/<topic>/).")
 @friendly_errors
-def gif(scene, sections, width, max_mb, max_frames, min_psnr, fps_max, fps_min, theme, aspect, out):
-    """One budgeted GIF (+ manifest JSON) per section of SCENE, for WeChat articles."""
-    from scripts.export.gif import GifBudget, export_gifs
+def gif(scene, sections, width, max_mb, max_frames, min_psnr, fps_max, fps_min, theme, aspect, poster_at, no_poster,
+        jobs, out):
+    """One budgeted GIF per section of SCENE, for WeChat articles, with its caption (图注) and manifest.
 
+    Each GIF opens on a poster (the section's finished picture), held, then cross-fades into the section."""
+    from scripts.export.gif import GifBudget, Poster, export_gifs
+
+    if no_poster and poster_at is not None:
+        raise click.UsageError("--poster-at and --no-poster contradict each other; give one.")
     budget = GifBudget(width=width, min_width=int(round(width * 0.8)), max_mb=max_mb, max_frames=max_frames,
                        min_psnr=min_psnr, fps_max=fps_max, fps_min=fps_min)
-    export_gifs(scene, sections=sections, budget=budget, theme=theme, aspect=aspect, out_dir=out, console=_console())
+    poster = None if no_poster else Poster(at_s=poster_at)
+    export_gifs(scene, sections=sections, budget=budget, theme=theme, aspect=aspect, out_dir=out, poster=poster,
+                jobs=jobs, console=_console())
 
 
 @main.command()
@@ -173,15 +208,16 @@ def gif(scene, sections, width, max_mb, max_frames, min_psnr, fps_max, fps_min, 
               help="Background music: looped, faded, ducked under narration.")
 @click.option("--fps", type=float, default=30.0)
 @click.option("--theme", type=THEMES, default="dark")
+@_jobs_option
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="MP4 path or folder (default: media/shorts/<topic>-short-<theme>.mp4).")
 @friendly_errors
-def short(scene, sections, narration, narration_dir, bgm, fps, theme, out):
-    """A 1080×1920 H.264/AAC short video of SCENE's sections, at −14 LUFS."""
+def short(scene, sections, narration, narration_dir, bgm, fps, theme, jobs, out):
+    """A 1080×1920 H.264/AAC short video of SCENE's sections, at −14 LUFS. Only those sections are rendered."""
     from scripts.export.short import make_short
 
     result = make_short(scene, sections=sections, narration=narration, narration_dir=narration_dir, bgm=bgm,
-                        fps=fps, theme=theme, out=out, console=_console())
+                        fps=fps, theme=theme, out=out, jobs=jobs, console=_console())
     loud = result.loudness
     note = "silent audio track" if loud is None else \
         f"{loud.integrated_lufs:.1f} LUFS, true peak {loud.true_peak_dbtp:.1f} dBTP"
@@ -191,16 +227,18 @@ def short(scene, sections, narration, narration_dir, bgm, fps, theme, out):
 @main.command()
 @click.argument("scene")
 @click.option("--section", "-s", default=None, help="Section name or number (default: 1).")
-@click.option("--at", type=float, default=None, help="Seconds from the section's start (default: its last frame).")
+@click.option("--at", type=float, default=None,
+              help="Seconds from the section's start (default: its finished picture, before any closing fade-out).")
 @click.option("--theme", type=THEMES, default="dark")
+@_jobs_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder (default: media/covers/<topic>/).")
 @friendly_errors
-def cover(scene, section, at, theme, out):
+def cover(scene, section, at, theme, jobs, out):
     """PNG covers of one frame: 1080×1920 (9:16) and 1146×717 (16:10, the 16:9 layout letterboxed)."""
     from scripts.export.cover import make_covers
 
-    for path in make_covers(scene, section=section, at=at, theme=theme, out_dir=out, console=_console()):
+    for path in make_covers(scene, section=section, at=at, theme=theme, out_dir=out, jobs=jobs, console=_console()):
         click.echo(str(path))
 
 
@@ -214,11 +252,14 @@ def gallery(folders, out):
     """A static page showing every exported GIF in a 375 px phone article column."""
     from scripts.export.gallery import build_gallery
 
-    page, items = build_gallery(folders or None, out)
+    unreadable = []
+    page, items = build_gallery(folders or None, out, unreadable=unreadable)
     over = [item for item in items if item.warnings]
     click.echo(f"{page}  ({len(items)} GIFs, {len(over)} over budget)")
     for item in over:
         click.echo(f"  ⚠ {item.gif.name}: {'; '.join(item.warnings)}")
+    for path, reason in unreadable:
+        click.echo(f"  ⚠ skipped {path}: not readable JSON ({reason})")
 
 
 @main.command()

@@ -1,7 +1,7 @@
 """Side-by-side: manim's own ``--format gif`` against ``explainer gif`` on the same section (issue 3 acceptance).
 
 Both GIFs are made from the same render settings (size, frame rate, theme) and measured against the same reference:
-the section's frames rendered losslessly as PNG (``--format png-sequence``) at that size and frame rate. manim's GIF
+the section's frames rendered losslessly (``explainer``'s ``frames`` render) at that size and frame rate. manim's GIF
 of just that section comes from rendering only the section's animations (``-n first,last``); ours is the
 palettegen/paletteuse encode that ``explainer gif`` makes at that frame rate and width.
 
@@ -44,27 +44,27 @@ def manim_gif(scene, theme: str, width: int, height: int, fps: float, first_play
 def compare(scene_spec: str, section: str, width: int = 720, fps: float = 20.0, theme: str = "dark",
             aspect: str = "16:9") -> dict:
     scene = resolve_scene(scene_spec)
-    record = probe(scene, theme)
-    index = select_sections(record["sections"], [section], scene.class_name)[0]
+    plan = probe(scene, aspect)
+    index = select_sections(plan["sections"], [section], scene.class_name)[0]
     # Even height: manim encodes its GIF from H.264 segments in yuv420p, which refuse odd sizes (720×405).
     width, height = size_for_width(aspect, width, even=True)
-    result = render(RenderSpec(scene, theme, aspect, width, height, fps, "frames"))
-    sec = result.sections[index]
-    frames = [result.frame_path(i) for i in range(sec["start_frame"], sec["end_frame"])]
+    sec = render(RenderSpec(scene, theme, aspect, width, height, fps, "frames"), [index], plan).section(index)
+    frames = [sec.frame_path(i) for i in range(sec.frames)]
+    first_play, end_play = plan["sections"][index]["first_play"], plan["sections"][index]["end_play"]
     scratch_root = media_root() / "cache" / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch_root, prefix="compare-") as work:
         work = Path(work)
         (work / "ours").mkdir()
         ours_measured, _ = SectionEncoder(frames, fps, width, work / "ours", "none").trial(Candidate(width, fps, 256))
-        theirs = manim_gif(scene, theme, width, height, fps, sec["first_play"], sec["end_play"] - 1, work / "manim")
+        theirs = manim_gif(scene, theme, width, height, fps, first_play, end_play - 1, work / "manim")
         theirs_bytes = theirs.stat().st_size
         try:
             theirs_psnr, theirs_worst, theirs_frames = measure_psnr(theirs, frames, fps)
         except ExportError as error:
             raise ExportError(f"manim's GIF does not line up with the rendered frames: {error}") from None
     return {
-        "scene": scene.class_name, "section": sec["name"], "section_number": index + 1,
+        "scene": scene.class_name, "section": sec.name, "section_number": index + 1,
         "width": width, "height": height, "fps": fps, "theme": theme, "frames": len(frames),
         "manim_gif": {"bytes": theirs_bytes, "psnr_db": round(theirs_psnr, 2), "min_frame_psnr_db": round(theirs_worst, 2),
                       "frames": theirs_frames},

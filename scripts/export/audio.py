@@ -12,8 +12,9 @@ Narration files in ``--narration-dir`` are matched to sections by file name (ext
 - or that number followed by ``-``, ``_``, ``.`` or a space and anything: ``02-多频率时钟.m4a``;
 - or the section's name exactly: ``相对位置.wav``.
 
-A section with no file has no narration. Two files for one section, or an audio file that matches no section, is an
-error (a typo would otherwise go silent).
+A section with no file has no narration. Two files for one section, an audio file that matches no section, or anything
+else in the folder (a ``.txt``, a subfolder) is an error, so a typo never goes silent; only hidden files (``.DS_Store``)
+are ignored.
 """
 
 from __future__ import annotations
@@ -94,8 +95,12 @@ def narration_files(folder: Path, sections: list[dict], chosen: list[int]) -> di
     names = [s["name"] for s in sections]
     found: dict[int, list[Path]] = {}
     unmatched = []
+    not_audio = []
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+        if path.name.startswith("."):
+            continue  # .DS_Store and editors' hidden files
+        if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+            not_audio.append(path.name + ("/" if path.is_dir() else ""))
             continue
         stem = path.stem
         index = None
@@ -109,6 +114,12 @@ def narration_files(folder: Path, sections: list[dict], chosen: list[int]) -> di
         else:
             found.setdefault(index, []).append(path)
     listing = "; ".join(f"{i + 1}. {n}" for i, n in enumerate(names))
+    if not_audio:
+        raise ExportError(
+            f"{', '.join(not_audio)} in the narration folder {folder} {'is' if len(not_audio) == 1 else 'are'} not "
+            f"audio: the folder holds one audio file per section ({', '.join(AUDIO_SUFFIXES)}). Move other files "
+            f"elsewhere (hidden files are ignored)."
+        )
     if unmatched:
         raise ExportError(
             f"Narration file(s) {', '.join(unmatched)} in {folder} match no section. Name each file by the section's "

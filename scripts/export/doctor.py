@@ -1,6 +1,6 @@
 """``explainer doctor``: is this machine ready to render and export? Each check says what to fix.
 
-Required: Python ≥ 3.10, cairo and pango bindings (pycairo, ManimPango), manim ≥ 0.22, the bundled ffmpeg with the
+Required: Python ≥ 3.10, cairo and pango bindings (pycairo, ManimPango), manim 0.22.x, the bundled ffmpeg with the
 encoders and filters the export uses, the vendored CJK font covering every character in ``scenes/``, Typst, torch.
 Informational: pkg-config/dev headers (only needed to rebuild pycairo/ManimPango), CUDA (training runs on CPU
 otherwise), gifsicle (optional GIF optimiser), Chromium (only the gallery test uses it).
@@ -68,11 +68,16 @@ def _pkg_config():
     return not missing, "cairo and pangocairo dev files found" if not missing else f"no dev files for {', '.join(missing)}"
 
 
+MANIM_TESTED = (0, 22)  # the minor release pyproject.toml pins (the export drives its section machinery)
+
+
 def _manim():
     import manim
 
     major_minor = tuple(int(x) for x in re.findall(r"\d+", manim.__version__)[:2])
-    return major_minor >= (0, 22), f"manim {manim.__version__}"
+    tested = ".".join(map(str, MANIM_TESTED))
+    return major_minor == MANIM_TESTED, f"manim {manim.__version__}" + (
+        "" if major_minor == MANIM_TESTED else f" (the export is tested with {tested}.x)")
 
 
 def _ffmpeg():
@@ -159,7 +164,7 @@ def run_checks() -> list[Check]:
         _try("python", _python, "Use Python 3.10 or newer."),
         _try("cairo", _cairo, f"{APT_BUILD}, then {pip} install --force-reinstall --no-binary :all: pycairo"),
         _try("pango", _pango, f"{APT_BUILD}, then {pip} install --force-reinstall manimpango"),
-        _try("manim", _manim, f"{pip} install -e '{ROOT}[test]' (manim[typst] >= 0.22)"),
+        _try("manim", _manim, f"{pip} install -e '{ROOT}[test]' (manim[typst] 0.22.x, as pyproject.toml pins)"),
         _try("ffmpeg", _ffmpeg, f"{pip} install --force-reinstall imageio-ffmpeg (its bundled binary is used)"),
         _try("CJK font", _font, "Restore shared/fonts/ from git, or add the characters to EXTRA_CHARS in "
                                 "scripts/make_font_subset.py and run `python scripts/make_font_subset.py`."),

@@ -7,7 +7,8 @@ budget: over its size budget or WeChat's 10 MB hard cap, more frames than allowe
 GIF, or a GIF changed since its manifest was written.
 
 A small script marks the page when every image has loaded (``data-ready``, ``data-images-ok``,
-``data-images-failed`` on ``<html>``), so a headless browser can check it.
+``data-images-failed`` on ``<html>``), so a headless browser can check it. Under each GIF, in the article's own
+caption style, is its 图注 (the ``caption`` of its manifest, the section's small print), then the GIF's numbers.
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def budget_warnings(gif: Path, data: dict) -> list[str]:
     return warnings
 
 
-def collect(folders) -> list[GalleryItem]:
+def collect(folders, unreadable: list | None = None) -> list[GalleryItem]:
     items = []
-    for path, data in load_manifests(folders):
+    for path, data in load_manifests(folders, unreadable):
         gif = path.parent / data.get("gif", path.with_suffix(".gif").name)
         items.append(GalleryItem(path, data, gif, budget_warnings(gif, data)))
     return items
@@ -85,6 +86,7 @@ PAGE = """<!doctype html>
   .lead {{ color: #57606a; font-size: 13px; margin: 0 0 16px; }}
   figure {{ margin: 0 0 28px; }}
   figure img {{ display: block; width: 100%; height: auto; }}
+  .caption {{ font-size: 13px; color: #888; text-align: center; margin: 6px 0 0; }}
   figcaption {{ font-size: 12px; color: #57606a; margin-top: 6px; }}
   figcaption b {{ color: #1f2328; font-weight: 600; }}
   .warning {{ background: #ffebe9; color: #cf222e; border: 1px solid #cf222e; border-radius: 4px; padding: 4px 8px;
@@ -127,8 +129,9 @@ PAGE = """<!doctype html>
 
 FIGURE = """<figure data-section="{section}">
 <img src="{src}" alt="{alt}" width="{width}" height="{height}">
-<figcaption><b>{title}</b><br>{stats}</figcaption>
+{caption}<figcaption><b>{title}</b><br>{stats}</figcaption>
 {warnings}</figure>"""
+CAPTION = '<p class="caption">{text}</p>\n'  # the 图注 as it goes under the image in the article
 
 
 def render_page(items: list[GalleryItem], page_dir: Path) -> str:
@@ -145,7 +148,7 @@ def render_page(items: list[GalleryItem], page_dir: Path) -> str:
         figures.append(FIGURE.format(
             section=html.escape(str(d.get("section", ""))), src=_url(item.gif, page_dir), alt=html.escape(title),
             width=d.get("width", 0), height=d.get("height", 0), title=html.escape(title), stats=html.escape(stats),
-            warnings=warnings,
+            warnings=warnings, caption=CAPTION.format(text=html.escape(d["caption"])) if d.get("caption") else "",
         ))
     over = sum(1 for item in items if item.warnings)
     summary = f"{over} 个超出预算。" if over else ("全部在预算内。" if items else "")
@@ -156,13 +159,14 @@ def render_page(items: list[GalleryItem], page_dir: Path) -> str:
                        content=COLUMN_CSS_PX - 2 * ARTICLE_PADDING_CSS_PX, summary=summary, figures=body)
 
 
-def build_gallery(folders=None, out: Path | None = None) -> tuple[Path, list[GalleryItem]]:
-    """``explainer gallery``: write the page (atomically) and return its path and items."""
+def build_gallery(folders=None, out: Path | None = None, unreadable: list | None = None) -> tuple[Path, list[GalleryItem]]:
+    """``explainer gallery``: write the page (atomically) and return its path and items; JSON files that could not
+    be read are appended to ``unreadable`` as ``(path, reason)``."""
     from shared.files import write_text_atomic
 
     folders = [Path(f) for f in folders] if folders else [media_root() / "gifs"]
     out = Path(out) if out else media_root() / "gallery" / "index.html"
     ensure_writable_dir(out.parent)
-    items = collect(folders)
+    items = collect(folders, unreadable)
     write_text_atomic(out, render_page(items, out.parent.resolve()))
     return out, items

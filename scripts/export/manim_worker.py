@@ -1,180 +1,238 @@
-"""Run manim's own command line, recording what the CLI needs from the render.
+"""Render chosen sections of one scene with manim, in this process.
 
-``python -m scripts.export.manim_worker <manim render arguments>`` behaves like ``python -m manim render ...`` with
-three additions, all inside this subprocess:
+``python -m scripts.export.manim_worker JOB.json`` (the CLI starts one such process per share of the work, see
+:mod:`scripts.export.render`). ``JOB.json`` holds ``scene`` (file), ``class``, ``width``, ``height``, ``fps``,
+``kind`` (see :data:`ENCODINGS`), ``sections`` (0-based indices to render; ``[]`` renders none: a probe) and ``out``
+(a folder). The theme comes from ``$EXPLAINER_THEME``; the scene itself writes its record (sections, numbers drawn,
+small print, settled times) to ``$EXPLAINER_RECORD`` when it ends (:meth:`shared.scene.ExplainerScene.tear_down`).
 
-- the scene's record (sections with start/end in seconds, frames and play numbers; numbers shown with
-  ``show_number``) is written as JSON to ``$EXPLAINER_RECORD`` when the scene ends;
-- ``--format png-sequence`` gets one PNG per frame of the timeline: manim 0.22 writes a single PNG for a held frame
-  (``self.wait(2)`` gives one file, not 2 s of frames), so the repeats are added as hard links;
-- with ``$EXPLAINER_PROGRESS`` set, a line ``@@progress <frames>`` goes to stdout as frames are written.
+Only the chosen sections are drawn, through manim's own public machinery:
 
-The record also lists, per section, the numbers ``show_number`` recorded during it and the frame counts at which
-each ``play``/``wait`` ended (``settled_frames``: where a short video can hold a frame), and the run logs
-(``media/runs/``) the scene opened, for the manifests' provenance.
+- ``Scene.next_section(name, skip_animations=True)`` for every other section: manim still runs the section's code,
+  so every mobject reaches the state it has at the section's end, but draws and encodes no frame
+  (``CairoRenderer.update_skipping_status``). The worker renders the scene through a subclass whose
+  ``next_section`` asks for that skip; the scene's own code is untouched.
+- after the last chosen section, ``config.upto_animation_number`` (manim's ``-n``) ends the scene at its next play,
+  so later sections cost nothing;
+- ``config.save_sections`` makes manim write each drawn section as its own video with an index JSON.
+
+Frames for GIFs and covers (kind ``frames``) are encoded losslessly (QuickTime RLE, RGB) and decoded to one PNG per
+frame of the timeline (manim's ``png-sequence`` writes a single file for a held frame, so it cannot give the
+timeline). The worker writes ``out/worker.json``: per section its name, the play count at its start and the wall time
+its code took (probes use it to balance parallel renders); per drawn section its media and frame count; the
+project's Python files the scene imported and the run logs (``media/runs/``) it opened, noted with a Python audit
+hook (``sys.addaudithook``, PEP 578) rather than by replacing ``open``.
+
+With ``$EXPLAINER_PROGRESS`` set, ``@@progress <frames>`` lines on stdout count the frames drawn so far, after every
+``play``/``wait`` (the scene's public ``frame_hooks``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
+from pathlib import Path
 
 PROGRESS_PREFIX = "@@progress "
-PROGRESS_INTERVAL_S = 0.25
+WORKER_FILE = "worker.json"
+
+# kind → manim output settings. "movie" is manim's default encode (libx264 crf 23); "sections" is near-lossless
+# because the short video encodes it a second time; "frames" is lossless RGB.
+ENCODINGS = {
+    "probe": {"format": "png"},  # a still: manim skips every animation (like -s)
+    "frames": {"format": "mov", "video_codec": "qtrle", "pixel_format": "rgb24", "video_encoder_options": {}},
+    "sections": {"format": "mp4", "video_codec": "libx264", "pixel_format": "yuv420p",
+                 "video_encoder_options": {"crf": "12"}},
+    "movie": {"format": "mp4", "video_codec": "libx264", "pixel_format": "yuv420p",
+              "video_encoder_options": {"crf": "23"}},
+}
 
 
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
-
-
-def _project_files() -> list[str]:
+def _project_files(root: Path) -> list[str]:
     """The repository's Python files this render imported (the render cache is keyed on their contents)."""
-    from scripts.export import ROOT
-
     files = set()
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if not path:
-            continue
-        path = os.path.realpath(path)
-        if path.startswith(str(ROOT) + os.sep) and f"{os.sep}.venv{os.sep}" not in path:
-            files.add(path)
+        if path:
+            path = os.path.realpath(path)
+            if path.startswith(str(root) + os.sep) and f"{os.sep}.venv{os.sep}" not in path:
+                files.add(path)
     return sorted(files)
 
 
-def _watch_run_logs(opened: set) -> None:
-    """Note every file under ``media/runs/`` the scene opens (run logs: seeds, configs, provenance)."""
-    import builtins
-    import io
+def watch_run_logs(runs_dir: Path, opened: set) -> None:
+    """Note every file under ``runs_dir`` this process opens, through the ``open`` audit event (PEP 578)."""
+    prefix = os.path.realpath(runs_dir) + os.sep
 
-    from scripts.export import ROOT
-
-    runs = os.path.join(str(ROOT), "media", "runs") + os.sep
-    original_open = io.open
-
-    def watching_open(file, *args, **kwargs):
-        if isinstance(file, (str, os.PathLike)):
-            path = os.path.realpath(os.fspath(file))
-            if path.startswith(runs):
+    def hook(event, args):
+        if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+            path = os.path.realpath(os.fsdecode(args[0]))
+            if path.startswith(prefix):
                 opened.add(path)
-        return original_open(file, *args, **kwargs)
 
-    builtins.open = io.open = watching_open
+    sys.addaudithook(hook)
 
 
-def install_hooks(record_path: str | None, progress: bool) -> None:
+def partial_scene(scene_class: type, wanted: list[int], fps: float, progress: bool, run_logs: set):
+    """A subclass of ``scene_class`` that draws only the sections ``wanted`` (0-based) and notes, per section, the
+    play count at its start, the wall time its code took and the run logs opened up to its end."""
     from manim import config
-    from manim.scene.scene_file_writer import SceneFileWriter
 
-    from shared.files import write_json_atomic
-    from shared.scene import ExplainerScene
+    wanted_set, last_wanted = set(wanted), max(wanted, default=-1)
 
-    state = {"frames": 0, "last_report": 0.0, "marks": [], "run_logs": set()}
-    _watch_run_logs(state["run_logs"])
+    class Partial(scene_class):
+        frame_hooks = [*scene_class.frame_hooks]
 
-    def report(force: bool = False) -> None:
-        now = time.monotonic()
-        if progress and (force or now - state["last_report"] > PROGRESS_INTERVAL_S):
-            state["last_report"] = now
-            print(f"{PROGRESS_PREFIX}{state['frames']}", flush=True)
+        def setup(self):
+            super().setup()
+            self.worker_sections: list[dict] = []
+            self._drawn_frames = 0  # frames of finished drawn sections
 
-    original_write_frame = SceneFileWriter.write_frame
+        def next_section(self, name="unnamed", *args, **kwargs):
+            self._close_worker_section()
+            index = len(self.worker_sections)
+            if index > last_wanted and self.renderer.num_plays > 0 and wanted:
+                config.upto_animation_number = self.renderer.num_plays - 1  # stop at the next play
+            self.worker_sections.append({"first_play": self.renderer.num_plays, "started": time.perf_counter(),
+                                         "start_time": self.renderer.time, "drawn": index in wanted_set})
+            skip = index not in wanted_set or kwargs.pop("skip_animations", False)
+            if len(args) >= 2:  # manim's signature: (name, section_type, skip_animations)
+                args = (args[0], skip or args[1], *args[2:])
+            else:
+                kwargs["skip_animations"] = skip
+            super().next_section(name, *args, **kwargs)
 
-    def write_frame(self, pixels, *, repeat: int = 1):
-        if self.output_spec.is_image_sequence and repeat > 1:
-            first = self.frame_count
-            original_write_frame(self, pixels, repeat=1)
-            source = self.output_plan.image_frame_path(first)
-            for _ in range(repeat - 1):
-                os.link(source, self.output_plan.image_frame_path(self.frame_count))
-                self.frame_count += 1
+        def _close_worker_section(self):
+            if self.worker_sections and "wall_s" not in self.worker_sections[-1]:
+                section = self.worker_sections[-1]
+                section["wall_s"] = round(time.perf_counter() - section.pop("started"), 4)
+                section["run_logs"] = sorted(run_logs)
+                section["end_play"] = self.renderer.num_plays
+                if section["drawn"]:
+                    self._drawn_frames += round((self.renderer.time - section["start_time"]) * fps)
+
+        def tear_down(self):
+            self._close_worker_section()
+            super().tear_down()
+
+    def report(scene, _section_name):
+        if not scene.worker_sections:
+            raise RuntimeError(
+                f"{scene_class.__name__} plays an animation before its first self.next_section(...): start "
+                f"construct() with a section, so every frame belongs to one."
+            )
+        current = scene.worker_sections[-1]
+        if progress and current["drawn"]:
+            now = scene._drawn_frames + round((scene.renderer.time - current["start_time"]) * fps)
+            print(f"{PROGRESS_PREFIX}{now}", flush=True)
+
+    Partial.frame_hooks.append(report)
+    Partial.__name__ = Partial.__qualname__ = scene_class.__name__  # manim names files after the class
+    return Partial
+
+
+def configure(job: dict, out: Path) -> None:
+    from manim import config
+
+    encoding = ENCODINGS[job["kind"]]
+    config.input_file = str(job["scene"])
+    config.pixel_width, config.pixel_height = int(job["width"]), int(job["height"])
+    config.frame_rate = float(job["fps"])
+    config.media_dir = str(out / "manim")
+    config.sections_dir = str(out / "manim" / "sections")
+    config.progress_bar = "none"
+    config.verbosity = "WARNING"
+    config.disable_caching = True  # each play() would hash every mobject; our scenes gain nothing from it
+    config.save_sections = encoding["format"] != "png"
+    config.format = encoding["format"]
+    for key in ("video_codec", "pixel_format", "video_encoder_options"):
+        if key in encoding:
+            setattr(config, key, encoding[key])
+
+
+def count_frames(video: Path) -> int:
+    import av
+
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        return stream.frames or sum(1 for _ in container.decode(stream))
+
+
+def decode_to_pngs(video: Path, folder: Path) -> int:
+    """Every frame of ``video`` as ``folder/000000.png``…; returns the count."""
+    from scripts.export.tools import run_ffmpeg
+
+    folder.mkdir(parents=True)
+    run_ffmpeg(["-i", str(video), "-fps_mode", "passthrough", "-start_number", "0", "-compression_level", "1",
+                str(folder / "%06d.png")], f"Decoding {video.name} to PNG frames")
+    return len(list(folder.glob("*.png")))
+
+
+def collect_sections(job: dict, out: Path, scene) -> dict[str, dict]:
+    """Move each drawn section's media to ``out/section-NNN…`` and count its frames.
+
+    manim lists the sections it wrote in an index JSON, in order; a section that plays nothing has no video there.
+    """
+    wanted = job["sections"]
+    index_files = list((out / "manim" / "sections").glob("*.json"))
+    entries = json.loads(index_files[0].read_text()) if index_files else []
+    entries = [e for e in entries if e.get("name") != "autocreated"]
+    media = {}
+    for index in wanted:
+        name = scene.record.sections[index].name
+        if entries and entries[0]["name"] == name:
+            video = index_files[0].parent / entries.pop(0)["video"]
         else:
-            original_write_frame(self, pixels, repeat=repeat)
-        state["frames"] += repeat
-        report()
+            video = None  # nothing played in this section
+        if job["kind"] == "frames":
+            target = out / f"section-{index:03d}"
+            frames = decode_to_pngs(video, target) if video else 0
+            target.mkdir(exist_ok=True)
+        elif video:
+            target = out / f"section-{index:03d}{video.suffix}"
+            shutil.move(video, target)
+            frames = count_frames(target)
+        else:
+            target, frames = None, 0
+        media[str(index)] = {"media": target.name if target else None, "frames": frames}
+    if entries:
+        raise RuntimeError(f"manim wrote sections {[e['name'] for e in entries]} that the scene's record lacks.")
+    return media
 
-    SceneFileWriter.write_frame = write_frame
 
-    def close_section(scene) -> None:
-        marks = state["marks"]
-        if marks and "end_frame" not in marks[-1]:
-            marks[-1].update(end_frame=state["frames"], end_play=scene.renderer.num_plays)
+def run(job: dict) -> None:
+    from scripts.export import ROOT
+    from scripts.export.scenes import explainer_classes
 
-    original_play = ExplainerScene.play
-
-    def play(self, *args, **kwargs):
-        result = original_play(self, *args, **kwargs)
-        if state["marks"]:
-            settled = state["marks"][-1].setdefault("settled_frames", [])
-            if not settled or settled[-1] != state["frames"]:
-                settled.append(state["frames"])  # frames written so far: the last one is a settled frame
-        return result
-
-    ExplainerScene.play = play
-
-    original_show_number = ExplainerScene.show_number
-
-    def show_number(self, name, value):
-        if state["marks"]:
-            state["marks"][-1].setdefault("numbers", {})[name] = json.loads(json.dumps(value, default=_jsonable))
-        return original_show_number(self, name, value)
-
-    ExplainerScene.show_number = show_number
-
-    def save_record(scene) -> None:
-        sections = []
-        for section, mark in zip(scene.record.sections, state["marks"]):
-            sections.append({"name": section.name, "start": section.start, "end": section.end, **mark})
-        record = {
-            "scene": type(scene).__name__,
-            "fps": config.frame_rate,
-            "pixel_width": config.pixel_width,
-            "pixel_height": config.pixel_height,
-            "aspect": scene.aspect.name,
-            "theme": scene.palette.name,
-            "background": scene.palette.background,
-            "frames": state["frames"],
-            "sections": sections,
-            "numbers": json.loads(json.dumps(scene.record.numbers, default=_jsonable)),
-            "source_files": _project_files(),
-            "run_logs": sorted(state["run_logs"]),
-        }
-        report(force=True)
-        if record_path:
-            write_json_atomic(record_path, record)
-
-    # Wrap the two public methods that bound sections, so nothing depends on ExplainerScene's hook lists.
-    original_next_section = ExplainerScene.next_section
-
-    def next_section(self, name: str = "unnamed", *args, **kwargs):
-        close_section(self)
-        original_next_section(self, name, *args, **kwargs)
-        state["marks"].append({"start_frame": state["frames"], "first_play": self.renderer.num_plays})
-
-    ExplainerScene.next_section = next_section
-
-    original_tear_down = ExplainerScene.tear_down
-
-    def tear_down(self):
-        original_tear_down(self)
-        close_section(self)
-        save_record(self)
-
-    ExplainerScene.tear_down = tear_down
+    out = Path(job["out"])
+    run_logs: set[str] = set()
+    watch_run_logs(ROOT / "media" / "runs", run_logs)
+    configure(job, out)
+    started = time.perf_counter()
+    classes = {cls.__name__: cls for cls in explainer_classes(Path(job["scene"]))}
+    scene_class = partial_scene(classes[job["class"]], list(job["sections"]), float(job["fps"]),
+                                bool(os.environ.get("EXPLAINER_PROGRESS")), run_logs)
+    scene = scene_class()
+    scene.render()
+    sections = [{k: v for k, v in s.items() if k in ("first_play", "end_play", "wall_s", "run_logs")}
+                for s in scene.worker_sections]
+    info = {
+        "sections": sections,
+        "drawn": collect_sections(job, out, scene),
+        "source_files": _project_files(ROOT),
+        "wall_s": round(time.perf_counter() - started, 3),
+    }
+    shutil.rmtree(out / "manim", ignore_errors=True)
+    (out / WORKER_FILE).write_text(json.dumps(info, ensure_ascii=False, indent=1))
 
 
 def main() -> None:
-    install_hooks(os.environ.get("EXPLAINER_RECORD"), bool(os.environ.get("EXPLAINER_PROGRESS")))
-    from manim.__main__ import main as manim_main
-
-    sys.argv = ["manim", "--hide-splash", "render", *sys.argv[1:]]
-    manim_main()
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m scripts.export.manim_worker JOB.json")
+    run(json.loads(Path(sys.argv[1]).read_text()))
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""Rendering scenes with manim in a subprocess, cached per theme, aspect, size, frame rate and output kind.
+"""Rendering scenes with manim: only the sections asked for, in parallel worker processes, cached per section.
 
-Each render runs ``python -m scripts.export.manim_worker`` (manim's own command line plus a section/number recorder,
-see :mod:`scripts.export.manim_worker`) with ``EXPLAINER_THEME`` set and ``-r W,H`` from
-``shared.layout.PIXEL_SIZES`` or the export's own size. Output goes to
-``<media>/cache/<topic>/<kind>-<theme>-<aspect>-<W>x<H>-<fps>fps/`` and is reused while the arguments, manim's version
-and the contents of every project file the render imported (recorded by the worker), the fonts, the run logs and
-``manim.cfg`` are unchanged (``stamp.json`` holds their hashes). A render is written to a
-``.partial`` folder and renamed into place, so an interrupted render never looks finished.
+A render first *probes* the scene (every animation skipped, one tiny frame): its sections, their durations and how
+long each section's code takes to run. The sections asked for are then split into at most ``--jobs`` runs of
+consecutive sections, balanced on the estimated time of each worker (:func:`plan_workers`), and each run is rendered
+by its own ``python -m scripts.export.manim_worker`` process. A worker runs the scene's code from the start but
+draws only its own sections (manim's section skipping, see :mod:`scripts.export.manim_worker`), so the frames are
+the frames a serial render draws; the tests compare their hashes.
 
-Kinds: ``probe`` (no frames: manim's ``-s`` fast-forwards every animation, which is enough to learn the sections and
-their durations), ``frames`` (``--format png-sequence``: every frame as a lossless PNG), ``sections``
-(``--save_sections``: one H.264 video per section), ``movie`` (the plain MP4, what ``manim`` itself writes).
+Each drawn section is kept in ``<media>/cache/<topic>/<kind>-<theme>-<aspect>-<W>x<H>-<fps>fps/sections/``: a
+folder of PNG frames (kind ``frames``) or a video (``sections``: near-lossless H.264 for the short video;
+``movie``: manim's default encode, joined by :func:`render_movie` without re-encoding), beside a JSON file with the
+section's record (numbers drawn, small print, settled times) and frame count. The cache is valid while the arguments,
+manim's version and the contents of every project file the render imported, the fonts, the run logs
+(``media/runs/**/*.json``) and ``manim.cfg`` are unchanged (``stamp.json`` holds their hashes); a later command
+renders only the sections still missing. Workers write into a private folder; finished sections are moved into the
+cache with their JSON last, so an interrupted render never looks finished.
 """
 
 from __future__ import annotations
@@ -22,20 +26,29 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.export import ROOT, ExportError, media_root, slug
 from scripts.export.scenes import SceneRef
-from scripts.export.tools import tail
+from scripts.export.tools import run_ffmpeg, tail
 
 KINDS = ("probe", "frames", "sections", "movie")
 THEMES = ("dark", "light")
-PROBE_SIZE = (320, 180)  # probes draw one frame; any 16:9 size gives the same sections
-# Intermediate section videos are encoded again for the short video, so keep them near-lossless (manim's default
-# crf 23 would be compressed twice).
-SECTION_VIDEO_CRF = 12
+PROBE_WIDTH = 240  # px; a probe draws one frame, in the aspect it probes
 LOG_TAIL_LINES = 25
+WORKER_START_S = 3.0  # measured: starting Python and importing manim, before the scene's code runs
+# Seconds to draw and encode one megapixel of one frame (measured with scripts/bench_render.py on rope at -qh).
+DRAW_S_PER_MEGAPIXEL = 0.02
+
+
+def default_jobs() -> int:
+    """Worker processes by default: the CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -55,55 +68,68 @@ class RenderSpec:
             raise ValueError(f"kind must be one of {KINDS}, not {self.kind!r}")
         if self.theme not in THEMES:
             raise ExportError(f"Unknown theme {self.theme!r}; use one of: {', '.join(THEMES)}.")
+        if not self.fps > 0:
+            raise ExportError(f"The frame rate must be positive, not {self.fps:g}.")
 
     @property
     def folder_name(self) -> str:
         aspect = self.aspect.replace(":", "x")
         return f"{self.kind}-{self.theme}-{aspect}-{self.width}x{self.height}-{self.fps:g}fps"
 
-    def manim_args(self, media_dir: Path) -> list[str]:
-        args = [
-            str(self.scene.path),
-            self.scene.class_name,
-            "-r", f"{self.width},{self.height}",
-            "--fps", f"{self.fps:g}",
-            "--media_dir", str(media_dir),
-            "--progress_bar", "none",
-            "-v", "WARNING",
-        ]
-        if self.kind == "probe":
-            args += ["-s"]
-        elif self.kind == "frames":
-            args += ["--format", "png-sequence", "-0", "6"]
-        elif self.kind == "sections":
-            args += ["--save_sections", "--encoder-option", f"crf={SECTION_VIDEO_CRF}"]
-        return args
+    def job(self, sections: list[int], out: Path) -> dict:
+        return {"scene": str(self.scene.path), "class": self.scene.class_name, "width": self.width,
+                "height": self.height, "fps": self.fps, "kind": self.kind, "sections": sections, "out": str(out)}
+
+
+@dataclass
+class SectionRender:
+    """One rendered section: its record, frame count and media (a folder of PNGs or a video)."""
+
+    index: int
+    record: dict
+    frames: int
+    path: Path | None  # None when the section plays nothing (no video)
+    fps: float
+    run_logs: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.record["name"]
+
+    def frame_path(self, i: int) -> Path:
+        """PNG of frame ``i`` (0-based in the section; kind ``frames``)."""
+        return self.path / f"{i:06d}.png"
+
+    def settled_frames(self) -> list[int]:
+        """0-based frames of the section where a ``play``/``wait`` ended (the record keeps scene times)."""
+        start = self.record["start"]
+        frames = {min(self.frames, round((t - start) * self.fps)) - 1 for t in self.record.get("settled", [])}
+        return sorted(f for f in frames if f >= 0)
 
 
 @dataclass
 class RenderResult:
-    """A finished render: its folder, the scene record, and where its files are."""
+    """The rendered sections of one spec (only those asked for) and the scene-wide record fields."""
 
     spec: RenderSpec
     folder: Path
-    record: dict
-    frames_dir: Path | None = None
-    section_videos: list[Path] = field(default_factory=list)
-    movie: Path | None = None
+    record: dict  # scene, fps, pixel size, aspect, theme, background
+    sections: dict[int, SectionRender]
 
-    @property
-    def sections(self) -> list[dict]:
-        return self.record["sections"]
+    def section(self, index: int) -> SectionRender:
+        return self.sections[index]
 
-    def frame_path(self, index: int) -> Path:
-        return self.frames_dir / f"{index:06d}.png"
+
+# --- cache stamps ------------------------------------------------------------------------------------------------
 
 
 def _args_key(spec: RenderSpec) -> str:
     import manim
 
-    return hashlib.sha256(json.dumps([spec.folder_name, spec.scene.class_name, spec.manim_args(Path("/")),
-                                      manim.__version__]).encode()).hexdigest()
+    from scripts.export.manim_worker import ENCODINGS
+
+    return hashlib.sha256(json.dumps([spec.folder_name, spec.scene.class_name, str(spec.scene.path),
+                                      ENCODINGS[spec.kind], manim.__version__]).encode()).hexdigest()
 
 
 def _always_hashed(spec: RenderSpec) -> list[Path]:
@@ -123,111 +149,142 @@ def _file_hashes(paths) -> dict[str, str | None]:
     return hashes
 
 
-def _cache_valid(spec: RenderSpec, stamp: dict) -> bool:
+def _stamp_valid(spec: RenderSpec, folder: Path) -> bool:
     """The cached render is valid when its arguments match and no file it read has changed since."""
+    try:
+        stamp = json.loads((folder / "stamp.json").read_text())
+    except (OSError, ValueError):
+        return False
     if stamp.get("args") != _args_key(spec):
         return False
     recorded = stamp.get("files", {})
-    paths = set(recorded) | {str(p) for p in _always_hashed(spec)}
-    return _file_hashes(sorted(paths)) == {p: recorded.get(p) for p in sorted(paths)}
+    paths = sorted(set(recorded) | {str(p) for p in _always_hashed(spec)})
+    return _file_hashes(paths) == {p: recorded.get(p) for p in paths}
 
 
 def cache_folder(spec: RenderSpec) -> Path:
     return media_root() / "cache" / slug(spec.scene.topic) / spec.folder_name
 
 
-def _locate(spec: RenderSpec, folder: Path, record: dict) -> RenderResult:
-    result = RenderResult(spec, folder, record)
-    manim_dir = folder / "manim"
-    if spec.kind == "frames":
-        dirs = [d for d in (manim_dir / "images").glob(f"*/{spec.scene.class_name}") if d.is_dir()]
-        if not dirs:
-            raise ExportError(f"manim wrote no frames for {spec.scene.class_name} in {manim_dir}.")
-        result.frames_dir = dirs[0]
-    if spec.kind in ("sections", "movie"):
-        movies = list((manim_dir / "videos").glob(f"*/*/{spec.scene.class_name}.mp4"))
-        result.movie = movies[0] if movies else None
-    if spec.kind == "sections":
-        indexes = list((manim_dir / "videos").glob(f"*/*/sections/{spec.scene.class_name}.json"))
-        if not indexes:
-            raise ExportError(f"manim wrote no section index for {spec.scene.class_name} in {manim_dir}.")
-        entries = json.loads(indexes[0].read_text())
-        by_name = collections.defaultdict(list)
-        for entry in entries:
-            by_name[entry["name"]].append(indexes[0].parent / entry["video"])
-        # manim may add an "autocreated" section for anything played before the first next_section
-        for section in record["sections"]:
-            videos = by_name.get(section["name"])
-            if not videos:
-                raise ExportError(f"manim wrote no video for section {section['name']!r}.")
-            result.section_videos.append(videos.pop(0))
-    return result
+# --- planning ------------------------------------------------------------------------------------------------------
 
 
-def render(spec: RenderSpec, *, expected_frames: int | None = None, console=None, force: bool = False) -> RenderResult:
-    """Render ``spec`` (or reuse the cached render); show a progress bar when ``expected_frames`` is known."""
-    folder = cache_folder(spec)
-    stamp = folder / "stamp.json"
-    if not force and stamp.is_file():
-        try:
-            if _cache_valid(spec, json.loads(stamp.read_text())):
-                return _locate(spec, folder, json.loads((folder / "record.json").read_text()))
-        except (OSError, ValueError, ExportError):
-            pass  # damaged cache: render again
-    before = _file_hashes(_always_hashed(spec))
-    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        _run_manim(spec, partial, expected_frames, console)
-        record_path = partial / "record.json"
-        if not record_path.is_file():
-            raise ExportError(
-                f"{spec.scene.path.name}: manim finished but recorded no sections. Does "
-                f"{spec.scene.class_name}.construct() call self.next_section(...)?"
-            )
-        record = json.loads(record_path.read_text())
-        # Hash what the render read; a file changed during the render then simply fails the next check.
-        files = {**before, **_file_hashes(record.get("source_files", []))}
-        (partial / "stamp.json").write_text(json.dumps({"args": _args_key(spec), "files": files}, indent=1))
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return _locate(spec, folder, json.loads((folder / "record.json").read_text()))
+def section_frames(section: dict, fps: float) -> int:
+    """Frames a section of the probe's record will have at ``fps`` (manim draws whole frames)."""
+    return max(0, round((section["end"] - section["start"]) * fps))
 
 
-def _run_manim(spec: RenderSpec, folder: Path, expected_frames: int | None, console) -> None:
-    from scripts.export.manim_worker import PROGRESS_PREFIX
+def plan_workers(wanted: list[int], construct_s: list[float], draw_s: list[float], jobs: int) -> list[list[int]]:
+    """Split ``wanted`` (section indices) into at most ``jobs`` runs of consecutive sections, one per worker,
+    minimising the slowest worker's estimated time.
 
-    env = dict(os.environ)
-    env.update(
-        EXPLAINER_THEME=spec.theme,
-        EXPLAINER_RECORD=str(folder / "record.json"),
-        EXPLAINER_PROGRESS="1",
-        PYTHONUNBUFFERED="1",
-    )
-    cmd = [sys.executable, "-m", "scripts.export.manim_worker", *spec.manim_args(folder / "manim")]
-    log = collections.deque(maxlen=LOG_TAIL_LINES)
-    description = (
-        f"{spec.scene.topic}: reading sections" if spec.kind == "probe"
-        else f"{spec.scene.topic}: rendering {spec.kind} {spec.width}×{spec.height} {spec.theme} {spec.fps:g} fps"
-    )
-    with _progress(console, description, expected_frames) as advance:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    A worker whose last section is ``L`` runs the code of sections ``0..L`` (``construct_s``: seconds each, drawing
+    nothing, from the probe) and draws its own sections (``draw_s``: seconds each), after :data:`WORKER_START_S`.
+    Exact minimax over contiguous splits by dynamic programming (``wanted`` has a few dozen sections at most).
+    """
+    wanted = sorted(wanted)
+    n = len(wanted)
+    if n == 0:
+        return []
+    jobs = max(1, min(jobs, n))
+    prefix = [0.0]
+    for seconds in construct_s:
+        prefix.append(prefix[-1] + seconds)
+
+    def cost(a: int, b: int) -> float:  # worker drawing wanted[a:b]
+        return WORKER_START_S + prefix[wanted[b - 1] + 1] + sum(draw_s[i] for i in wanted[a:b])
+
+    # best[k][j]: (slowest worker, split points) for wanted[:j] over k workers
+    best = [[(0.0, [])] + [(float("inf"), [])] * n]
+    for k in range(1, jobs + 1):
+        row = [(float("inf"), [])] * (n + 1)
+        for j in range(1, n + 1):
+            for i in range(k - 1, j):
+                previous, cuts = best[k - 1][i]
+                slowest = max(previous, cost(i, j))
+                if slowest < row[j][0] - 1e-12:
+                    row[j] = (slowest, [*cuts, i])
+        best.append(row)
+    _, cuts = min((best[k][n] for k in range(1, jobs + 1)), key=lambda entry: entry[0])
+    bounds = [*cuts, n]
+    return [wanted[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+# --- running workers -----------------------------------------------------------------------------------------------
+
+
+class _Worker:
+    """One worker process; a thread reads its output (progress lines, the rest kept for errors)."""
+
+    def __init__(self, spec: RenderSpec, sections: list[int], out: Path):
+        from scripts.export.manim_worker import PROGRESS_PREFIX
+
+        out.mkdir(parents=True)
+        job_file = out / "job.json"
+        job_file.write_text(json.dumps(spec.job(sections, out), ensure_ascii=False))
+        env = dict(os.environ)
+        # One BLAS thread everywhere: the same arithmetic whatever --jobs is (and no oversubscribed cores).
+        env.update(EXPLAINER_THEME=spec.theme, EXPLAINER_RECORD=str(out / "record.json"), EXPLAINER_PROGRESS="1",
+                   PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        self.sections, self.out, self.frames = sections, out, 0
+        self.log = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scripts.export.manim_worker", str(job_file)], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
         )
-        for line in proc.stdout:
-            if line.startswith(PROGRESS_PREFIX):
-                advance(int(line[len(PROGRESS_PREFIX):]))
+        self.reader = threading.Thread(target=self._read, args=(PROGRESS_PREFIX,), daemon=True)
+        self.reader.start()
+
+    def _read(self, prefix: str) -> None:
+        for line in self.proc.stdout:
+            if line.startswith(prefix):
+                self.frames = int(line[len(prefix):])
             else:
-                log.append(line.rstrip())
-        code = proc.wait()
-    if code != 0:
+                self.log.append(line.rstrip())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _run_workers(spec: RenderSpec, groups: list[list[int]], work: Path, expected_frames: int | None, console,
+                 description: str) -> list[_Worker]:
+    """Run one worker per group at once; raise :class:`ExportError` with the log of the first that fails."""
+    import time
+
+    workers = []
+    try:
+        for number, group in enumerate(groups):
+            workers.append(_Worker(spec, group, work / f"worker-{number}"))
+        with _progress(console, description, expected_frames) as advance:
+            while True:
+                advance(sum(w.frames for w in workers))
+                failed = [w for w in workers if w.proc.poll() not in (None, 0)]
+                if failed or all(w.proc.poll() == 0 for w in workers):
+                    break
+                time.sleep(0.1)
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    for worker in workers:
+        if worker.proc.poll() is None and failed:
+            worker.stop()
+        worker.reader.join(timeout=10)
+    if failed:
+        worker = failed[0]
+        sections = ", ".join(str(i + 1) for i in worker.sections) or "none (probe)"
         raise ExportError(
             f"manim failed rendering {spec.scene.class_name} from {spec.scene.path} ({spec.kind}, "
-            f"{spec.width}×{spec.height}, theme {spec.theme}; exit {code}). Last lines:\n{tail(chr(10).join(log))}"
+            f"{spec.width}×{spec.height}, theme {spec.theme}, sections {sections}; exit {worker.proc.returncode}). "
+            f"Last lines:\n{tail(chr(10).join(worker.log))}"
         )
+    return workers
 
 
 class _progress:
@@ -254,14 +311,133 @@ class _progress:
         return False
 
 
-def probe(scene: SceneRef, theme: str = "dark", console=None) -> dict:
-    """The scene's record without rendering frames: sections (name, start, end in seconds) and numbers.
+# --- probing and rendering -----------------------------------------------------------------------------------------
 
-    Sections do not depend on the theme, so every theme shares the dark probe.
+
+def probe(scene: SceneRef, aspect: str = "16:9", console=None) -> dict:
+    """The scene's record without drawing: sections (name, start, end in seconds; numbers, small print) plus, per
+    section, ``construct_s`` (seconds its code takes, drawing nothing) and ``first_play``.
+
+    Sections do not depend on the theme, so every theme shares the dark probe; the aspect may change the layout,
+    so each aspect has its own.
     """
-    width, height = PROBE_SIZE
-    spec = RenderSpec(scene, "dark", "16:9", width, height, 15.0, "probe")
-    return render(spec, console=console).record
+    width, height = size_for_width(aspect, PROBE_WIDTH)
+    spec = RenderSpec(scene, "dark", aspect, width, height, 15.0, "probe")
+    folder = cache_folder(spec)
+    if not _stamp_valid(spec, folder):
+        before = _file_hashes(_always_hashed(spec))
+        work = _fresh_work_folder(folder)
+        try:
+            (worker,) = _run_workers(spec, [[]], work, None, console, f"{scene.topic}: reading sections")
+            record, info = _worker_output(spec, worker)
+            for section, extra in zip(record["sections"], info["sections"]):
+                section.update(construct_s=extra["wall_s"], first_play=extra["first_play"], end_play=extra["end_play"])
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            (folder / "record.json").write_text(json.dumps(record, ensure_ascii=False, indent=1))
+            _write_stamp(spec, folder, before, info["source_files"])
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    record = json.loads((folder / "record.json").read_text())
+    if not record["sections"]:
+        raise ExportError(f"Scene {scene.class_name} has no sections; split it with self.next_section(\"名字\").")
+    return record
+
+
+def _fresh_work_folder(folder: Path) -> Path:
+    work = folder.with_name(f"{folder.name}.work-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    return work
+
+
+def _worker_output(spec: RenderSpec, worker: _Worker) -> tuple[dict, dict]:
+    from scripts.export.manim_worker import WORKER_FILE
+
+    try:
+        record = json.loads((worker.out / "record.json").read_text())
+        info = json.loads((worker.out / WORKER_FILE).read_text())
+    except (OSError, ValueError) as error:
+        raise ExportError(
+            f"{spec.scene.path.name}: manim finished but left no record ({error}). Does "
+            f"{spec.scene.class_name} derive from shared.scene.ExplainerScene?"
+        ) from error
+    return record, info
+
+
+def _write_stamp(spec: RenderSpec, folder: Path, before: dict, source_files: list[str]) -> None:
+    # Hash what the render read; a file changed during the render then simply fails the next check.
+    files = {**before, **_file_hashes(source_files)}
+    (folder / "stamp.json").write_text(json.dumps({"args": _args_key(spec), "files": files}, indent=1))
+
+
+SCENE_FIELDS = ("scene", "fps", "pixel_width", "pixel_height", "aspect", "theme", "background")
+
+
+def render(spec: RenderSpec, sections: list[int], plan: dict, *, jobs: int | None = None, console=None,
+           force: bool = False) -> RenderResult:
+    """Render the ``sections`` (0-based) of ``spec`` that the cache lacks, in up to ``jobs`` workers at once.
+
+    ``plan`` is the scene's :func:`probe` record (section durations and construct times, to balance the workers).
+    """
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs < 1:
+        raise ExportError(f"--jobs must be at least 1, not {jobs}.")
+    folder = cache_folder(spec)
+    valid = not force and _stamp_valid(spec, folder)
+    missing = [i for i in sorted(set(sections)) if not (valid and (folder / "sections" / f"{i:03d}.json").is_file())]
+    if missing:
+        _render_missing(spec, missing, plan, jobs, folder, keep=valid, console=console)
+    scene_record = json.loads((folder / "record.json").read_text())
+    found = {}
+    for index in sections:
+        data = json.loads((folder / "sections" / f"{index:03d}.json").read_text())
+        path = folder / "sections" / data["media"] if data["media"] else None
+        found[index] = SectionRender(index, data["record"], data["frames"], path, spec.fps, data["run_logs"])
+    return RenderResult(spec, folder, scene_record, found)
+
+
+def _render_missing(spec: RenderSpec, missing: list[int], plan: dict, jobs: int, folder: Path, *, keep: bool,
+                    console) -> None:
+    probed = plan["sections"]
+    draw_s = [section_frames(s, spec.fps) * spec.width * spec.height / 1e6 * DRAW_S_PER_MEGAPIXEL for s in probed]
+    groups = plan_workers(missing, [s.get("construct_s", 0.0) for s in probed], draw_s, jobs)
+    expected = sum(section_frames(probed[i], spec.fps) for i in missing)
+    before = _file_hashes(_always_hashed(spec))
+    work = _fresh_work_folder(folder)
+    workers_note = f", {len(groups)} workers" if len(groups) > 1 else ""
+    description = (f"{spec.scene.topic}: rendering {len(missing)} section(s) {spec.width}×{spec.height} "
+                   f"{spec.theme} {spec.fps:g} fps{workers_note}")
+    try:
+        workers = _run_workers(spec, groups, work, expected, console, description)
+        outputs = [_worker_output(spec, worker) for worker in workers]
+        if not keep:
+            (folder / "stamp.json").unlink(missing_ok=True)  # no stamp while the folder is rebuilt
+            shutil.rmtree(folder / "sections", ignore_errors=True)
+        (folder / "sections").mkdir(parents=True, exist_ok=True)
+        source_files = set()
+        for worker, (record, info) in zip(workers, outputs):
+            source_files.update(info["source_files"])
+            for index in worker.sections:
+                drawn = info["drawn"][str(index)]
+                media = None
+                if drawn["media"]:
+                    media = f"{index:03d}{Path(drawn['media']).suffix}"
+                    target = folder / "sections" / media
+                    shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+                    (worker.out / drawn["media"]).rename(target)
+                data = {"record": record["sections"][index], "frames": drawn["frames"], "media": media,
+                        "run_logs": info["sections"][index].get("run_logs", [])}
+                (folder / "sections" / f"{index:03d}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
+        record = outputs[0][0]
+        (folder / "record.json").write_text(json.dumps({k: record.get(k) for k in SCENE_FIELDS}, ensure_ascii=False))
+        if not keep:
+            _write_stamp(spec, folder, before, sorted(source_files))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- sizes and the render command ----------------------------------------------------------------------------------
 
 
 def pixel_size(aspect: str, quality: str) -> tuple[int, int]:
@@ -289,29 +465,46 @@ def size_for_width(aspect: str, width: int, *, even: bool = False) -> tuple[int,
 DEFAULT_FPS = {"l": 15.0, "m": 30.0, "h": 60.0, "k": 60.0}  # manim's own frame rate per quality flag
 
 
+def join_videos(videos: list[Path], out: Path) -> None:
+    """Concatenate videos of identical encoding without re-encoding (ffmpeg's concat demuxer, ``-c copy``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="explainer-join-") as scratch:
+        listing = Path(scratch) / "videos.txt"
+        quoted = (str(Path(v).resolve()).replace("'", "'\\''") for v in videos)
+        listing.write_text("".join(f"file '{path}'\n" for path in quoted), encoding="utf-8")
+        run_ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0:v", "-c", "copy",
+                    "-movflags", "+faststart", "-f", "mp4", str(out)], f"Joining {len(videos)} section videos")
+
+
 def render_movie(scene_spec: str, *, quality: str = "h", aspect: str = "16:9", theme: str = "dark",
-                 fps: float | None = None, out: Path | None = None, console=None) -> Path:
-    """``explainer render``: the scene as one MP4 (manim's own encode), copied atomically to ``out``."""
+                 fps: float | None = None, sections=(), out: Path | None = None, jobs: int | None = None,
+                 force: bool = False, console=None) -> Path:
+    """``explainer render``: the chosen sections (default all) as one MP4, section videos joined without
+    re-encoding, copied atomically to ``out``."""
     from scripts.export import ensure_writable_dir
-    from scripts.export.scenes import resolve_scene
+    from scripts.export.scenes import resolve_scene, select_sections
     from shared.files import atomic_path
 
     scene = resolve_scene(scene_spec)
     width, height = pixel_size(aspect, quality)
     fps = fps or DEFAULT_FPS[quality]
+    spec = RenderSpec(scene, theme, aspect, width, height, fps, "movie")
     aspect_slug = aspect.replace(":", "x")
     out = Path(out) if out else (
         media_root() / "videos" / slug(scene.topic) / f"{scene.class_name}-{aspect_slug}-{theme}-{width}x{height}.mp4"
     )
-    if out.resolve() == scene.path.resolve():
+    if out.suffix.lower() != ".mp4":
+        raise ExportError(f"--out {out}: give a file name ending in .mp4.")
+    if out.exists() and out.resolve() == scene.path.resolve():
         raise ExportError(f"--out {out} is the scene file itself.")
     ensure_writable_dir(out.parent)
-    record = probe(scene, theme, console=console)
-    duration = record["sections"][-1]["end"] if record["sections"] else None
-    spec = RenderSpec(scene, theme, aspect, width, height, fps, "movie")
-    result = render(spec, expected_frames=None if duration is None else int(duration * fps) + 1, console=console)
-    if result.movie is None or not result.movie.is_file():
-        raise ExportError(f"manim wrote no movie for {scene.class_name} (does it play any animation?).")
+    plan = probe(scene, aspect, console=console)
+    chosen = select_sections(plan["sections"], sections, scene.class_name)
+    result = render(spec, chosen, plan, jobs=jobs, console=console, force=force)
+    videos = [result.section(i).path for i in chosen if result.section(i).frames > 0]
+    if not videos:
+        raise ExportError(f"{scene.class_name} draws no frame in the chosen sections (does it play any animation?).")
     with atomic_path(out) as tmp:
-        shutil.copyfile(result.movie, tmp)
+        join_videos(videos, tmp)
     return out

@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import hashlib
-
-import numpy as np
 import math
 import os
 import shutil
@@ -28,10 +26,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from scripts.export import ExportError, ensure_writable_dir, media_root, slug
 from scripts.export.audio import SAMPLE_RATE, MixSettings, decode, measure_loudness, mix, narration_files, \
     normalise_loudness
-from scripts.export.gif import _run_log_hashes
+from scripts.export.gif import run_log_hashes
 from scripts.export.tools import ffmpeg_version, run_ffmpeg
 
 SHORT_SIZE = (1080, 1920)
@@ -65,7 +65,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, narration_dir: Path | None = None,
                bgm: Path | None = None, fps: float = 30.0, theme: str = "dark", out: Path | None = None,
-               settings: MixSettings = MixSettings(), console=None) -> ShortResult:
+               settings: MixSettings = MixSettings(), jobs: int | None = None, console=None) -> ShortResult:
     """``explainer short``: see the module docstring."""
     from scripts.export.render import RenderSpec, probe, render
     from scripts.export.scenes import resolve_scene, select_sections
@@ -77,17 +77,7 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
     scene = resolve_scene(scene_spec)
     inputs = [p for p in (narration, bgm) if p]
 
-    # Read every audio input before rendering, so a bad file fails in seconds.
-    record = probe(scene, theme, console=console)
-    chosen = select_sections(record["sections"], sections, scene.class_name)
-    clips: dict[int, object] = {}
-    if narration_dir:
-        for index, path in narration_files(Path(narration_dir), record["sections"], chosen).items():
-            clips[index] = decode(path, "Narration file")
-            inputs.append(path)
-    track = decode(narration, "Narration file") if narration else None
-    music = decode(bgm, "Music file (--bgm)") if bgm else None
-
+    # Everything that can be checked without rendering is checked first: the output path, then every audio input.
     default_name = f"{slug(scene.topic)}-short-{theme}.mp4"
     out = Path(out) if out else media_root() / "shorts" / default_name
     if out.is_dir() or not out.suffix:
@@ -98,22 +88,34 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         if _same_file(path, out):
             raise ExportError(f"--out {out} is one of the inputs; choose another file name (inputs are never overwritten).")
     ensure_writable_dir(out.parent)
+    track = decode(narration, "Narration file") if narration else None
+    music = decode(bgm, "Music file (--bgm)") if bgm else None
+    plan = probe(scene, SHORT_ASPECT, console=console)
+    chosen = select_sections(plan["sections"], sections, scene.class_name)
+    clips: dict[int, object] = {}
+    if narration_dir:
+        for index, path in narration_files(Path(narration_dir), plan["sections"], chosen).items():
+            if _same_file(path, out):
+                raise ExportError(f"--out {out} is one of the inputs; choose another file name.")
+            clips[index] = decode(path, "Narration file")
+            inputs.append(path)
 
     width, height = SHORT_SIZE
     spec = RenderSpec(scene, theme, SHORT_ASPECT, width, height, fps, "sections")
-    expected = math.ceil(record["sections"][-1]["end"] * fps)
-    result = render(spec, expected_frames=expected, console=console)
+    result = render(spec, chosen, plan, jobs=jobs, console=console)
 
     # Timeline: frames per section plus held frames.
     timeline = []
     for index in chosen:
-        section = result.sections[index]
-        frames = section["end_frame"] - section["start_frame"]
+        section = result.section(index)
+        if section.frames == 0:
+            raise ExportError(f"Section {index + 1} ({section.name}) plays nothing, so it has no video; leave it out.")
         voice_s = len(clips[index]) / 1000 if index in clips else 0.0
-        hold = max(0, math.ceil(voice_s * fps - frames - 1e-9))
-        timeline.append({"section": section["name"], "number": index + 1, "video": result.section_videos[index],
-                         "frames": frames, "held_frames": hold, "narration_s": round(voice_s, 3),
-                         "settled": [f - section["start_frame"] for f in section.get("settled_frames", [])]})
+        hold = max(0, math.ceil(voice_s * fps - section.frames - 1e-9))
+        timeline.append({"section": section.name, "number": index + 1, "video": section.path,
+                         "frames": section.frames, "held_frames": hold, "narration_s": round(voice_s, 3),
+                         "settled": section.settled_frames(), "numbers": section.record.get("numbers", {}),
+                         "fine_print": section.record.get("fine_print", [])})
     if track is not None:
         video_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
         extra = max(0, math.ceil(len(track) / 1000 * fps - video_frames - 1e-9))
@@ -180,14 +182,13 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         "width": width, "height": height, "fps": fps,
         "frames": total_frames,
         "duration_s": round(total_s, 3),
-        "sections": [{k: v for k, v in t.items() if k not in ("video", "settled")} for t in timeline],
+        "sections": [{k: v for k, v in t.items() if k not in ("video", "settled")} for t in timeline],  # with numbers
         "narration": {str(p): _sha256(p) for p in inputs if p != bgm} or None,
         "bgm": {str(bgm): _sha256(bgm)} if bgm else None,
         "loudness": None if loudness is None else {
             "integrated_lufs": loudness.integrated_lufs, "true_peak_dbtp": loudness.true_peak_dbtp,
             "loudness_range_lu": loudness.loudness_range_lu, "target_lufs": settings.target_lufs},
-        "numbers": result.record.get("numbers", {}),
-        "run_logs": _run_log_hashes(result.record),
+        "run_logs": run_log_hashes(sorted({log for i in chosen for log in result.section(i).run_logs})),
         "bytes": out.stat().st_size,
         "tools": {"ffmpeg": ffmpeg_version()},
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -196,15 +197,11 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
     return ShortResult(out, manifest_path, total_s, total_frames, loudness, manifest["sections"])
 
 
-HOLD_CONTENT_SHARE = 0.5  # a settled frame with at least this share of the section's peak content is worth holding
-CONTENT_THRESHOLD = 40  # a pixel counts as content when a channel differs this much (0-255) from the background
-CONTENT_PROBE_WIDTH = 108  # frames are measured at 1/10 size: plenty to tell a full frame from a faded-out one
-
-
 def frame_content(video: Path, background: str) -> np.ndarray:
-    """Share of each frame's pixels that differ from ``background`` (0: empty frame, 1: all content)."""
+    """:func:`scripts.export.frames.content_share` of every frame of ``video``, measured on a small copy."""
     import subprocess
 
+    from scripts.export.frames import CONTENT_PROBE_WIDTH, content_share
     from scripts.export.tools import ffmpeg
 
     width = CONTENT_PROBE_WIDTH
@@ -214,28 +211,19 @@ def frame_content(video: Path, background: str) -> np.ndarray:
          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True)
     if proc.returncode != 0:
         raise ExportError(f"Could not read {video}: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    frames = np.frombuffer(proc.stdout, np.uint8).reshape(-1, height, width, 3).astype(np.int16)
-    bg = np.array([int(background[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.int16)
-    return (np.abs(frames - bg).max(axis=3) > CONTENT_THRESHOLD).mean(axis=(1, 2))
+    return content_share(np.frombuffer(proc.stdout, np.uint8).reshape(-1, height, width, 3), background)
 
 
 def hold_frame(item: dict, background: str) -> int:
-    """Which frame of a section to hold while its narration finishes (0-based in the section).
+    """Which frame of a section to hold while its narration finishes (0-based in the section): its finished
+    picture (:func:`scripts.export.frames.finished_frame`). That is the last frame unless the section ends by
+    emptying the screen; then the fade-out plays after the hold, so the viewer looks at the finished picture."""
+    from scripts.export.frames import finished_frame
 
-    The last frame, unless the section ends by emptying the screen (a fade-out before the next section): then the
-    last *settled* frame (where a ``play``/``wait`` ended) that still shows at least half of the section's peak
-    content, so the viewer looks at the finished picture, and the fade-out plays after the hold.
-    """
-    last = item["frames"] - 1
     content = frame_content(item["video"], background)[: item["frames"]]
     if len(content) == 0:
-        return last
-    peak = float(content.max())
-    if peak == 0 or content[-1] >= HOLD_CONTENT_SHARE * peak:
-        return min(last, len(content) - 1)
-    settled = [f - 1 for f in item.get("settled", []) if 0 < f <= len(content)]
-    worth_holding = [f for f in settled if content[f] >= HOLD_CONTENT_SHARE * peak]
-    return max(worth_holding) if worth_holding else int(np.argmax(content))
+        return item["frames"] - 1
+    return finished_frame(len(content), item["settled"], lambda i: float(content[i]))
 
 
 def _encode(timeline: list[dict], fps: float, total_s: float, audio: Path | None, out: Path) -> None:

@@ -64,7 +64,7 @@ def audio(tmp_path_factory):
     speech(narration / "01.wav", 1.2, seed=1)
     speech(narration / "2-旋转.wav", 3.0, seed=2)
     speech(narration / "结论.wav", 2.6, seed=3)
-    (narration / "notes.txt").write_text("not audio: ignored\n")
+    (narration / ".DS_Store").write_bytes(b"\0")  # hidden files are ignored
     return {
         "narration_dir": narration,
         "narration_seconds": [1.2, 3.0, 2.6],
@@ -76,8 +76,23 @@ def audio(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def failing_scene(tmp_path_factory):
+    """A scene file whose construct() fails at once: a command that reports a bad option with this scene checked
+    the option before rendering (else the error would be manim's)."""
+    path = tmp_path_factory.mktemp("failing") / "failing_scene.py"
+    path.write_text(
+        "from shared.scene import ExplainerScene\n\n\n"
+        "class FailingScene(ExplainerScene):\n"
+        "    def construct(self):\n"
+        "        raise RuntimeError('rendering started')\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
 def dark_gifs(cli, media):
-    """`explainer gif` of the fixture, dark theme, default budget."""
+    """`explainer gif` of the fixture, dark theme, default budget and aspect (article), with posters."""
     out = media / "gifs" / "dark"
     result = cli("gif", FIXTURE_SCENE, "--out", out)
     assert result.exit_code == 0, result.output

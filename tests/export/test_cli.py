@@ -44,11 +44,31 @@ def test_unknown_section_lists_sections(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_gif_folder(cli, tmp_path):
+@pytest.mark.parametrize("command, out", [("render", "sub/x.mp4"), ("short", "sub/x.mp4"), ("cover", "sub")])
+def test_unwritable_output_fails_before_rendering(cli, failing_scene, tmp_path, command, out):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = cli("gif", FIXTURE_SCENE, "--out", blocker / "gifs")
-    assert result.exit_code != 0 and "Cannot write to the output folder" in result.output
+    result = cli(command, failing_scene, "--out", blocker / out)
+    assert result.exit_code != 0 and "Cannot write" in result.output
+    assert "rendering started" not in result.output
+
+
+def test_render_refuses_a_non_mp4_name_before_rendering(cli, failing_scene, tmp_path):
+    result = cli("render", failing_scene, "--out", tmp_path / "x.mov")
+    assert result.exit_code != 0 and ".mp4" in result.output and "rendering started" not in result.output
+
+
+def test_jobs_must_be_positive(cli, failing_scene, tmp_path):
+    result = cli("render", failing_scene, "--jobs", "0", "--out", tmp_path / "x.mp4")
+    assert result.exit_code != 0 and "--jobs" in result.output
+
+
+def test_aspect_choices_come_from_the_layout_presets(cli):
+    from shared.layout import ASPECTS
+
+    for command in ("render", "gif"):
+        result = cli(command, "--help")
+        assert all(name in result.output for name in ASPECTS), result.output
 
 
 def test_list_shows_sections(cli):
@@ -76,7 +96,7 @@ def test_select_sections_by_name_and_number():
 
 
 def test_narration_file_rule(tmp_path):
-    for name in ("01.wav", "2-旋转.mp3", "结论.m4a", "readme.txt", ".hidden.wav"):
+    for name in ("01.wav", "2-旋转.mp3", "结论.m4a", ".hidden.wav", ".DS_Store"):
         (tmp_path / name).write_bytes(b"")
     found = narration_files(tmp_path, SECTIONS, [0, 1, 2])
     assert {i: p.name for i, p in found.items()} == {0: "01.wav", 1: "2-旋转.mp3", 2: "结论.m4a"}
@@ -84,6 +104,18 @@ def test_narration_file_rule(tmp_path):
     (tmp_path / "1_again.wav").write_bytes(b"")
     with pytest.raises(ExportError, match="Several narration files"):
         narration_files(tmp_path, SECTIONS, [0, 1, 2])
+
+
+@pytest.mark.parametrize("stray", ["readme.txt", "02-旋转.wav.bak", "originals/"])
+def test_narration_folder_refuses_what_is_not_audio(tmp_path, stray):
+    (tmp_path / "01.wav").write_bytes(b"")
+    if stray.endswith("/"):
+        (tmp_path / stray).mkdir()
+    else:
+        (tmp_path / stray).write_text("notes")
+    with pytest.raises(ExportError) as error:
+        narration_files(tmp_path, SECTIONS, [0, 1, 2])
+    assert stray in str(error.value) and "not audio" in str(error.value) and ".wav" in str(error.value)
 
 
 def test_doctor_passes_here(cli):

@@ -1,13 +1,16 @@
-"""`explainer cover` (exact sizes, letterbox without cropping) and `explainer render` (size, codec, light theme)."""
+"""`explainer cover` (exact sizes, letterbox without cropping, the finished picture by default) and `explainer
+render` (size, codec, light theme, parallel sections joined into the serial render's frames)."""
 
 from __future__ import annotations
+
+import hashlib
 
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURE_SCENE
+from conftest import FIXTURE_SCENE, expected_section_seconds
 from scripts.export.cover import letterbox
 from shared.theme import DARK, LIGHT
 
@@ -40,6 +43,18 @@ def test_landscape_cover_is_letterboxed_not_cropped(covers):
     assert np.any(np.abs(content - background).sum(axis=2) > 60)  # the scene is there
 
 
+def test_default_cover_shows_the_finished_picture(cli, media):
+    """Section 3 ends by fading everything out; its default cover is the picture before the fade, not the empty
+    last frame."""
+    out = media / "covers-default"
+    result = cli("cover", FIXTURE_SCENE, "--section", "3", "--out", out)
+    assert result.exit_code == 0, result.output
+    background = rgb(DARK.background)
+    for name in ("9x16", "16x10"):
+        pixels = np.asarray(Image.open(out / f"export_fixture-cover-{name}.png").convert("RGB")).astype(int)
+        assert (np.abs(pixels - background).max(axis=2) > 40).mean() > 0.005, f"{name} cover is an empty stage"
+
+
 def test_cover_time_outside_section(cli, media, tmp_path):
     result = cli("cover", FIXTURE_SCENE, "--section", "2", "--at", "9", "--out", tmp_path)
     assert result.exit_code != 0 and "lasts 1.50 s" in result.output
@@ -64,3 +79,27 @@ def test_render_portrait_light(cli, media):
         first = next(container.decode(video=0)).to_ndarray(format="rgb24")
     corner = first[:20, :20].reshape(-1, 3).mean(axis=0)
     assert np.allclose(corner, rgb(LIGHT.background), atol=3)  # a white page, not the dark theme
+
+
+def decoded_frame_hashes(path):
+    with av.open(str(path)) as container:
+        return [hashlib.sha256(f.to_ndarray(format="rgb24").tobytes()).hexdigest() for f in container.decode(video=0)]
+
+
+def test_render_in_parallel_gives_the_serial_frames(cli, media):
+    """Sections rendered by three processes and joined without re-encoding decode to the frames of one process
+    rendering them all; --section renders and joins only those asked for."""
+    movies = {}
+    for jobs in (1, 3):
+        movies[jobs] = media / "renders" / f"jobs-{jobs}.mp4"
+        result = cli("render", FIXTURE_SCENE, "--quality", "l", "--fps", "10", "--jobs", jobs, "--force",
+                     "--out", movies[jobs])
+        assert result.exit_code == 0, result.output
+    serial, parallel = decoded_frame_hashes(movies[1]), decoded_frame_hashes(movies[3])
+    assert len(serial) == round(sum(expected_section_seconds()) * 10)
+    assert parallel == serial
+    part = media / "renders" / "sections-1-3.mp4"
+    result = cli("render", FIXTURE_SCENE, "--quality", "l", "--fps", "10", "-s", "1", "-s", "3", "--out", part)
+    assert result.exit_code == 0, result.output
+    first, third = round(expected_section_seconds()[0] * 10), round(expected_section_seconds()[2] * 10)
+    assert decoded_frame_hashes(part) == serial[:first] + serial[-third:]

@@ -78,3 +78,20 @@ def test_screenshot_shows_gifs_in_the_phone_column(page, tmp_path):
     dark_rows = np.where((image[:, 16:359].mean(axis=(1, 2)) < 60))[0]
     assert len(dark_rows) >= 150, "no GIF visible in the screenshot"
     assert image[:, :8].mean() > 200  # the article margin stays white
+
+
+def test_page_shows_each_caption_under_its_gif(page):
+    """The 图注 (the section's small print) sits under its GIF; sections without small print get none."""
+    dom = page.read_text(encoding="utf-8")
+    found = dict(figures(dom))
+    assert '<p class="caption">转 120°，逆时针</p>' in found["旋转"]
+    assert 'class="caption"' not in found["开场"] and 'class="caption"' not in found["结论"]
+
+
+def test_unreadable_manifest_is_reported(cli, media, dark_gifs, tmp_path):
+    folder = tmp_path / "gifs"
+    shutil.copytree(dark_gifs, folder)
+    (folder / "broken.json").write_text("{not json", encoding="utf-8")
+    result = cli("gallery", "--from", folder, "--out", tmp_path / "page" / "index.html")
+    assert result.exit_code == 0, result.output
+    assert "3 GIFs" in result.output and "skipped" in result.output and "broken.json" in result.output
