@@ -62,6 +62,7 @@ class RoPEConfig:
     toy_words: tuple[str, ...] = ("狗", "咬", "人")
     clock_dim: int = 8  # 4 pairs → 4 clocks, θ = 1, 0.1, 0.01, 0.001
     clock_last_position: int = 40  # m runs 0 → 40
+    rotate_to_position: int = 5  # the RoPE arrow of 加法还是乘法 turns from m = 0 to this m
     dot_dim: int = 8  # q, k for the relative-position demo
     dot_seed: int = 3
     dot_positions: tuple[int, int] = (2, 5)  # m, n at the start
@@ -140,18 +141,22 @@ class RoPERotation(ExplainerScene):
             note_area.place(note)
         content.fit(block, max_grow=1.6)
 
-        self.play(*[FadeIn(r, shift=0.2 * DOWN) for r in rows], FadeIn(note), run_time=theme.BEAT)
-        self.say("词序反了，意思全变")
-        self.wait(theme.HOLD)
-        self.play(FadeIn(header), *[FadeIn(o) for o in outputs], run_time=theme.BEAT)
-        self.say("没有位置：“狗”的输出\n一模一样", color=pal.warning)
-        self.play(*[Indicate(o, color=pal.warning, scale_factor=1.05) for o in outputs], run_time=theme.SLOW)
-        self.wait(theme.HOLD)
-        self.play(crossfade(header, rope_header, match=False),
-                  *[crossfade(o, n, match=False) for o, n in zip(outputs, with_rope)], run_time=theme.BEAT)
-        self.say(fill("加上 RoPE：不一样了\n最大相差 {dog_output_rope_max_difference:.2f}",
-                      dog_output_rope_max_difference=gap), color=pal.value, hold=True)
-        self.wait(theme.HOLD)
+        with self.voice("先给答案：注意力本身不知道词的顺序，位置要另外告诉它。看这个例子：狗咬人，人咬狗。"):
+            self.play(*[FadeIn(r, shift=0.2 * DOWN) for r in rows], FadeIn(note), run_time=theme.BEAT)
+            self.say("词序反了，意思全变")
+            self.wait(theme.HOLD)
+        with self.voice("没有位置信息，两句话里“狗”的输出一模一样，注意力分不出谁咬谁。"):
+            self.play(FadeIn(header), *[FadeIn(o) for o in outputs], run_time=theme.BEAT)
+            self.say("没有位置：“狗”的输出\n一模一样", color=pal.warning)
+            self.play(*[Indicate(o, color=pal.warning, scale_factor=1.05) for o in outputs], run_time=theme.SLOW)
+            self.wait(theme.HOLD)
+        with self.voice(fill("加上 RoPE 以后，输出就不一样了，最大相差 {dog_output_rope_max_difference:.2f}。",
+                             dog_output_rope_max_difference=gap)):
+            self.play(crossfade(header, rope_header, match=False),
+                      *[crossfade(o, n, match=False) for o, n in zip(outputs, with_rope)], run_time=theme.BEAT)
+            self.say(fill("加上 RoPE：不一样了\n最大相差 {dog_output_rope_max_difference:.2f}",
+                          dog_output_rope_max_difference=gap), color=pal.value, hold=True)
+            self.wait(theme.HOLD)
         self.clear_stage()
 
     # --- 2 ---------------------------------------------------------------------------------------------------------
@@ -209,14 +214,19 @@ class RoPERotation(ExplainerScene):
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         notes[1].place(readout, align="left")
 
-        self.play(FadeIn(add_head), GrowArrow(add_x), run_time=theme.QUICK)
-        self.play(GrowArrow(add_p), run_time=theme.QUICK)
-        self.play(GrowArrow(add_sum), FadeIn(add_text), run_time=theme.BEAT)
-        self.say("加法：把向量本身改了")
-        self.play(FadeIn(rot_head), Create(dial), FadeIn(q0), GrowArrow(q_m), FadeIn(readout), run_time=theme.BEAT)
-        self.say("乘法：位置 m 就转 m θ")
-        self.play(m.animate.set_value(5), run_time=4, rate_func=linear)
-        self.say("长度不变，只转角度", color=pal.value, hold=True)
+        with self.voice(fill("告诉它位置有两种办法。原始 Transformer 用加法：把位置编码加到向量上，长度从 "
+                             "{length_before:.2f} 变成了 {length_after:.2f}。", length_before=np.linalg.norm(x),
+                             length_after=np.linalg.norm(x + pe))):
+            self.play(FadeIn(add_head), GrowArrow(add_x), run_time=theme.QUICK)
+            self.play(GrowArrow(add_p), run_time=theme.QUICK)
+            self.play(GrowArrow(add_sum), FadeIn(add_text), run_time=theme.BEAT)
+            self.say("加法：把向量本身改了")
+        with self.voice("RoPE 用乘法：位置是 m，向量就转过 m 乘 θ 的角度。"):
+            self.play(FadeIn(rot_head), Create(dial), FadeIn(q0), GrowArrow(q_m), FadeIn(readout), run_time=theme.BEAT)
+            self.say("乘法：位置 m 就转 m θ")
+        with self.voice("转一转，长度不变，变的只是方向。"):
+            self.play(m.animate.set_value(CFG.rotate_to_position), run_time=4, rate_func=linear)
+            self.say("长度不变，只转角度", color=pal.value, hold=True)
         q_m.clear_updaters()
         self.clear_stage()
 
@@ -246,17 +256,25 @@ class RoPERotation(ExplainerScene):
         counter = LiveNumber(m.get_value, "m = {:.0f}", "body", color=pal.accent, name="clock_position")
         top.place(counter, align="left")
 
-        self.play(FadeIn(clocks, lag_ratio=0.1), FadeIn(counter), run_time=theme.BEAT)
-        self.say(formula(f"theta_i = {num('base', CFG.base, '{:g}')}^(-{term('2i')} \\/ d)"))
-        self.play(m.animate.set_value(CFG.clock_last_position / 2), run_time=4, rate_func=linear)
-        self.say("快针：分辨近处的字", color=pal.query)
-        self.play(m.animate.set_value(CFG.clock_last_position), run_time=4, rate_func=linear)
-        self.say("慢针：分辨远处的字", color=pal.key, hold=True)
-        self.say(fill("真实模型 d = {head_dim}\n就是 {n_real_clocks} 个时钟", head_dim=CFG.head_dim,
-                      n_real_clocks=CFG.head_dim // 2))
+        with self.voice(fill("向量的维度两两一对，每一对就是一个时钟。d 等于 {clock_dim}，就有 {n_clocks} 个时钟，"
+                             "转速一个比一个慢。", clock_dim=CFG.clock_dim, n_clocks=n_clocks)):
+            self.play(FadeIn(clocks, lag_ratio=0.1), FadeIn(counter), run_time=theme.BEAT)
+            self.say(formula(f"theta_i = {num('base', CFG.base, '{:g}')}^(-{term('2i')} \\/ d)"))
+        with self.voice("快针转得快，相邻的字它就能分清。"):
+            self.play(m.animate.set_value(CFG.clock_last_position / 2), run_time=4, rate_func=linear)
+            self.say("快针：分辨近处的字", color=pal.query)
+        with self.voice("慢针转得慢，离得很远的字，要靠它来分。"):
+            self.play(m.animate.set_value(CFG.clock_last_position), run_time=4, rate_func=linear)
+            self.say("慢针：分辨远处的字", color=pal.key, hold=True)
         slowest_degrees = np.degrees(CFG.clock_last_position * theta[-1])
-        self.say(fill("走了 {steps} 步，最慢的针\n只转了 {slowest_hand_degrees:.2f}°",
-                      steps=CFG.clock_last_position, slowest_hand_degrees=slowest_degrees), color=pal.key, hold=True)
+        with self.voice(fill("真实模型的头维度是 {head_dim}，就是 {n_real_clocks} 个时钟。", head_dim=CFG.head_dim,
+                             n_real_clocks=CFG.head_dim // 2)):
+            self.say(fill("真实模型 d = {head_dim}\n就是 {n_real_clocks} 个时钟", head_dim=CFG.head_dim,
+                          n_real_clocks=CFG.head_dim // 2))
+        with self.voice(fill("这里走了 {steps} 步，最慢的针只转了 {slowest_hand_degrees:.2f} 度。",
+                             steps=CFG.clock_last_position, slowest_hand_degrees=slowest_degrees)):
+            self.say(fill("走了 {steps} 步，最慢的针\n只转了 {slowest_hand_degrees:.2f}°",
+                          steps=CFG.clock_last_position, slowest_hand_degrees=slowest_degrees), color=pal.key, hold=True)
         for group in clocks:
             group[0].hand.clear_updaters()
         self.clear_stage()
@@ -311,15 +329,19 @@ class RoPERotation(ExplainerScene):
         notes.next_to(readouts, DOWN, aligned_edge=LEFT, buff=0.35)
         readout_area.fit(VGroup(readouts, notes), align="left" if not self.is_portrait else "center", max_grow=1.2)
 
-        self.play(Create(dial), GrowArrow(q_arrow), GrowArrow(k_arrow), FadeIn(q_tag), FadeIn(k_tag),
-                  FadeIn(readouts), FadeIn(notes), run_time=theme.BEAT)
-        self.say("q 在位置 m，k 在位置 n")
-        self.play(m.animate.set_value(m0 + CFG.dot_shift), n.animate.set_value(n0 + CFG.dot_shift), run_time=4,
-                  rate_func=linear)
-        self.say("一起平移：点积不变", color=pal.value)
-        self.wait(theme.HOLD)
-        self.play(n.animate.set_value(n0 + CFG.dot_shift + CFG.dot_extra_key_shift), run_time=3, rate_func=linear)
-        self.say("距离一变，点积就变", color=pal.key, hold=True)
+        with self.voice("为什么说 RoPE 编码的是相对位置？q 在位置 m，k 在位置 n，注意力看的是它们的点积。"):
+            self.play(Create(dial), GrowArrow(q_arrow), GrowArrow(k_arrow), FadeIn(q_tag), FadeIn(k_tag),
+                      FadeIn(readouts), FadeIn(notes), run_time=theme.BEAT)
+            self.say("q 在位置 m，k 在位置 n")
+        with self.voice("把两个一起往后挪，各自都转了，点积却一点没变。"):
+            self.play(m.animate.set_value(m0 + CFG.dot_shift), n.animate.set_value(n0 + CFG.dot_shift), run_time=4,
+                      rate_func=linear)
+            self.say("一起平移：点积不变", color=pal.value)
+            self.wait(theme.HOLD)
+        with self.voice("只挪 k，距离变了，点积马上就变。点积只认 n 减 m。"):
+            self.play(n.animate.set_value(n0 + CFG.dot_shift + CFG.dot_extra_key_shift), run_time=3,
+                      rate_func=linear)
+            self.say("距离一变，点积就变", color=pal.key, hold=True)
         for mob in (q_arrow, k_arrow, q_tag, k_tag):
             mob.clear_updaters()
         self.clear_stage()
@@ -350,12 +372,14 @@ class RoPERotation(ExplainerScene):
         readings.move_to(chart.box.point(0.98, 0.97), aligned_edge=UP + RIGHT)
         marks.add(readings)
 
-        self.play(FadeIn(chart), run_time=theme.QUICK)
-        self.say(fill("RoFormer 的上界，d = {decay_dim}", decay_dim=CFG.decay_dim))
-        self.play(Create(curve), run_time=4, rate_func=linear)
-        self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
-        self.say("远处的字，点积被压低", color=pal.query, hold=True)
-        self.wait(theme.HOLD)
+        with self.voice(fill("RoFormer 论文给了点积的一个上界，这里 d 等于 {decay_dim}。", decay_dim=CFG.decay_dim)):
+            self.play(FadeIn(chart), run_time=theme.QUICK)
+            self.say(fill("RoFormer 的上界，d = {decay_dim}", decay_dim=CFG.decay_dim))
+            self.play(Create(curve), run_time=4, rate_func=linear)
+        with self.voice("距离越远，上界越低：远处的字影响自然变小，这正是语言想要的。"):
+            self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
+            self.say("远处的字，点积被压低", color=pal.query, hold=True)
+            self.wait(theme.HOLD)
         self.clear_stage()
 
     # --- 6 ---------------------------------------------------------------------------------------------------------
@@ -384,8 +408,11 @@ class RoPERotation(ExplainerScene):
             AxisSpec(0, top, numeric_ticks("slowdown_tick", levels, "÷{:g}", shown=2**levels), "转速变慢几倍"),
         )
         bars = chart.bars(pairs, np.zeros_like(pairs, dtype=float), pal.query)
-        self.play(FadeIn(chart), FadeIn(bars), run_time=theme.QUICK)
-        self.say(fill("原始 RoPE：{n_pairs} 对都不变", n_pairs=d // 2))
+        with self.voice(fill("最后联系真实的大模型：训练只见过 {train_context_k}K，用的时候要 {target_context_k}K。"
+                             "时钟转速要怎么改？", train_context_k=CFG.train_context // 1024,
+                             target_context_k=CFG.target_context // 1024)):
+            self.play(FadeIn(chart), FadeIn(bars), run_time=theme.QUICK)
+            self.say(fill("原始 RoPE：{n_pairs} 对都不变", n_pairs=d // 2))
         slowdown = {name: 2 ** s for name, s in squeeze.items()}
         captions = {
             "PI": fill("PI：全部 ÷{pi_slowdown:g}\n近处的字挤成一团", pi_slowdown=slowdown["PI"][0]),
@@ -393,21 +420,32 @@ class RoPERotation(ExplainerScene):
                         ntk_fastest=slowdown["NTK"][0], ntk_slowest=slowdown["NTK"][-1]),
             "YaRN": "YaRN：快针不动，慢针插值\n中间线性过渡",
         }
+        narration = {
+            "PI": fill("位置插值 PI：所有时钟一起放慢 {pi_slowdown:g} 倍，近处的字就挤成一团。",
+                       pi_slowdown=slowdown["PI"][0]),
+            "NTK": fill("NTK 改的是 base：最快的针不动，越慢的针放得越慢，最慢的放慢 {ntk_slowest:.0f} 倍。",
+                        ntk_slowest=slowdown["NTK"][-1]),
+            "YaRN": "YaRN 分三段：快针不动，慢针插值，中间线性过渡。",
+        }
         colors = {"PI": pal.warning, "NTK": pal.key, "YaRN": pal.value}
         for name in methods:
-            new = chart.bars(pairs, squeeze[name], colors[name])
-            self.play(ReplacementTransform(bars, new), run_time=theme.BEAT)
-            bars = new
-            self.say(captions[name], color=colors[name])
-            self.wait(theme.HOLD)
+            with self.voice(narration[name]):
+                new = chart.bars(pairs, squeeze[name], colors[name])
+                self.play(ReplacementTransform(bars, new), run_time=theme.BEAT)
+                bars = new
+                self.say(captions[name], color=colors[name])
+                self.wait(theme.HOLD)
         low, high = yarn_correction_range(d, CFG.base, CFG.train_context)
         bounds = VGroup(*(chart.vline(i, pal.accent) for i in (low, high)))
         bound_labels = VGroup(*(zh(num(f"yarn_ramp_{end}", i), "label", color=pal.accent)
                                 .next_to(chart.c2p(i, top), UP, buff=0.08) for end, i in (("low", low), ("high", high))))
         factor = yarn_attention_factor(scale)
-        self.play(Create(bounds), FadeIn(bound_labels), run_time=theme.BEAT)
-        self.say(fill("YaRN 再把 q、k 各乘 {yarn_attention_factor:.2f}\n注意力 logits 就乘 {yarn_logit_scale:.2f}",
-                      yarn_attention_factor=factor, yarn_logit_scale=yarn_logit_scale(scale)), color=pal.value,
-                 hold=True)
-        self.wait(theme.HOLD)
+        with self.voice(fill("它还把 q 和 k 各乘 {yarn_attention_factor:.2f}，所以注意力 logits 乘的是 "
+                             "{yarn_logit_scale:.2f}。", yarn_attention_factor=factor,
+                             yarn_logit_scale=yarn_logit_scale(scale))):
+            self.play(Create(bounds), FadeIn(bound_labels), run_time=theme.BEAT)
+            self.say(fill("YaRN 再把 q、k 各乘 {yarn_attention_factor:.2f}\n注意力 logits 就乘 {yarn_logit_scale:.2f}",
+                          yarn_attention_factor=factor, yarn_logit_scale=yarn_logit_scale(scale)), color=pal.value,
+                     hold=True)
+            self.wait(theme.HOLD)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

@@ -175,6 +175,7 @@ def dry_run(scene_class, aspect: str = "16:9", *, check_layout: bool = True, qua
         ExplainerScene.frame_hooks = hooks
     for section in scene.record.sections:
         found = problems.setdefault(section.name, [])
-        if section.duration is not None and section.duration > theme.MAX_SECTION_SECONDS + 1e-6:
+        voiced = scene.narrator is not None  # a narrated cut lasts as long as its speech; the limit is for GIFs
+        if not voiced and section.duration is not None and section.duration > theme.MAX_SECTION_SECONDS + 1e-6:
             found.append(f"lasts {section.duration:.1f} s; a section is at most {theme.MAX_SECTION_SECONDS:g} s")
     return scene.record, problems

@@ -252,9 +252,12 @@ class Layout:
         return split(list(weights) if weights is not None else n, gap=self.panel_gap)
 
     def text_em(self, role: str) -> float:
-        """Em size in frame units of the text role (``title``, ``body``, ``label``, ``small``) in this aspect."""
+        """Em size in frame units of the text role (``title``, ``body``, ``label``, ``small``, ``subtitle``) in this
+        aspect."""
         from shared.theme import TEXT_EM
 
+        if role == "subtitle":
+            return subtitle_em(self.aspect)
         return TEXT_EM[self.aspect.name][role] * self.aspect.frame_height
 
 

@@ -87,28 +87,30 @@ LAST_LINE_SLACK_WEIGHT = 0.3  # a short last line is fine, a one-word widow is n
 def _lines(plain: str, pieces: list[tuple[int, int]], max_chars: int) -> list[tuple[int, int]]:
     """Pack pieces into lines of at most ``max_chars`` characters: the fewest, most even lines, breaking after a
     comma where possible (a small dynamic programme over the break points, like TeX's line breaking)."""
-    n = len(pieces)
-    best = [0.0] + [float("inf")] * n  # best[j]: cost of setting pieces[:j]
+    glued: list[list[int]] = []  # punctuation and spaces stay with the word before them: no line starts with them
+    for a, b in pieces:
+        if glued and not any(ch.isalnum() for ch in plain[a:b]):
+            glued[-1][1] = b
+        else:
+            glued.append([a, b])
+    n = len(glued)
+    best = [0.0] + [float("inf")] * n  # best[j]: cost of setting glued[:j]
     back = [0] * (n + 1)
     for j in range(1, n + 1):
+        ends_clause = plain[glued[j - 1][0]:glued[j - 1][1]].rstrip()[-1:] in _CLAUSE_END
+        last = j == n
         for i in range(j - 1, -1, -1):
-            a, b = _trimmed(plain, pieces[i][0], pieces[j - 1][1])
-            length = b - a  # as shown: a closing comma or full stop is dropped
-            if len(plain[pieces[i][0]:pieces[j - 1][1]].strip()) > max_chars + 1 or length > max_chars:
+            a, b = _trimmed(plain, glued[i][0], glued[j - 1][1])
+            if b - a > max_chars:
                 break
-            if b <= a:
-                cost = best[i]
-            else:
-                last = j == n
-                slack = (max_chars - length) ** 2 * (LAST_LINE_SLACK_WEIGHT if last else 1.0)
-                clause = last or plain[pieces[j - 1][0]:pieces[j - 1][1]].rstrip()[-1:] in _CLAUSE_END
-                cost = best[i] + slack + LINE_COST + (0.0 if clause else MID_CLAUSE_BREAK_COST)
+            slack = (max_chars - (b - a)) ** 2 * (LAST_LINE_SLACK_WEIGHT if last else 1.0)
+            cost = best[i] + slack + LINE_COST + (0.0 if last or ends_clause else MID_CLAUSE_BREAK_COST)
             if cost < best[j]:
                 best[j], back[j] = cost, i
     lines, j = [], n
     while j > 0:
         i = back[j]
-        lines.append((pieces[i][0], pieces[j - 1][1]))
+        lines.append((glued[i][0], glued[j - 1][1]))
         j = i
     return lines[::-1]
 

@@ -181,12 +181,19 @@ def _role_em(role: str) -> float:
 def _check_line_lengths(text: str, role: str) -> None:
     """Refuse lines wider than a phone reads comfortably: ``theme.MAX_LINE_CHARS`` at body size, proportionally
     more for the smaller roles (the limit is the physical width of the line)."""
-    aspect = current_layout().aspect.name
-    limit = theme.MAX_LINE_CHARS[aspect] * theme.TEXT_EM[aspect]["body"] / theme.TEXT_EM[aspect][role]
+    layout = current_layout()
+    aspect = layout.aspect.name
+    if role == "subtitle":  # a subtitle line is counted in characters, every one (shared.subtitles)
+        from shared.layout import subtitle_line_chars
+
+        limit, width = subtitle_line_chars(layout.aspect), len
+    else:
+        limit = theme.MAX_LINE_CHARS[aspect] * layout.text_em("body") / layout.text_em(role)
+        width = line_chars
     for line in text.split("\n"):
-        if line_chars(line) > limit + 1e-9:
+        if width(line) > limit + 1e-9:
             raise ValueError(
-                f"Line {line!r} is {line_chars(line):g} characters wide; at most {limit:.0f} fit a phone as {role} "
+                f"Line {line!r} is {width(line):g} characters wide; at most {limit:.0f} fit a phone as {role} "
                 f"text in {aspect}. Break it with '\\n' or shorten it."
             )
 

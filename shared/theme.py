@@ -82,7 +82,7 @@ def palette(name: str | None = None) -> Palette:
 # is 343 CSS px wide on a phone, a portrait short 375, a landscape video 667). Article body text is 15–17 CSS px and
 # below about 11 a reader squints, so: titles, captions and body text ≥ 14 CSS px; labels, ticks, cell values, small
 # print ≥ 11 CSS px.
-MIN_TEXT_CSS = {"title": 14.0, "body": 14.0, "label": 11.0, "small": 11.0}
+MIN_TEXT_CSS = {"title": 14.0, "body": 14.0, "label": 11.0, "small": 11.0, "subtitle": 14.0}
 
 # Em size (the height of a CJK character box) as a fraction of the frame height, per aspect. At the display widths
 # above: 16:9 body 19.7, small 15.6 CSS px; 9:16 body 21.5, small 16.7; 1:1 body 15.0, small 11.7; article body 15.8,
@@ -94,7 +94,7 @@ TEXT_EM = {
     "1:1": {"title": 1 / 17, "body": 1 / 25, "label": 1 / 29, "small": 1 / 32},
     "article": {"title": 1 / 21, "body": 1 / 29, "label": 1 / 37, "small": 1 / 39},
 }
-TEXT_ROLES = ("title", "body", "label", "small")
+TEXT_ROLES = ("title", "body", "label", "small", "subtitle")  # subtitle: sized by shared.layout.subtitle_em
 # Roles that count as reading lines (labels on charts and small print don't).
 PROSE_ROLES = ("title", "body")
 

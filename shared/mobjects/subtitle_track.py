@@ -14,7 +14,7 @@ from manim import DOWN, RoundedRectangle, VGroup
 from shared import theme
 from shared.layout import SUBTITLE_LEADING, Layout, subtitle_em
 from shared.subtitles import Cue
-from shared.text import em_size, zh
+from shared.text import zh
 
 BOX_OPACITY = 0.78  # the background shows through a little, the words stay readable on any picture
 
@@ -36,9 +36,7 @@ class SubtitleTrack(VGroup):
         pal = theme.palette()
         band = self.layout.subtitle
         for cue in cues:
-            lines = [zh(line, "body", color=pal.text, prose=False) for line in cue.marked]
-            for line in lines:
-                line.scale(self.em / em_size(line))
+            lines = [zh(line, "subtitle", color=pal.text, prose=False) for line in cue.marked]
             text = VGroup(*lines).arrange(DOWN, buff=(SUBTITLE_LEADING - 1) * self.em)  # centred lines
             box = RoundedRectangle(corner_radius=theme.CORNER_RADIUS, width=text.width + self.em,
                                    height=text.height + 0.6 * self.em, stroke_width=0)
