@@ -47,7 +47,7 @@ class Aspect:
 
 EDGE_MARGIN = 0.35  # frame units kept clear on every edge, so nothing touches the border
 
-# Portrait safe band for 1080×1920 (DESIGN §4): avoid the top ~250 px (status bar, title overlay), the bottom
+# Portrait safe band for 1080×1920 (what 视频号 / Douyin overlay on a short): avoid the top ~250 px (status bar, title overlay), the bottom
 # ~500 px (captions, buttons) and the right ~180 px (like/share column). 1920 px = 16 units, so 120 px per unit.
 PORTRAIT_PX_PER_UNIT = 1920 / 16
 PORTRAIT_UNSAFE_PX = {"top": 250, "bottom": 500, "right": 180}

@@ -116,7 +116,7 @@ SLOW = 2.0  # a motion the eye should follow
 HOLD = 1.5  # let a result sit on screen
 DEFAULT_WAIT = 1.0  # manim's default wait
 READ_SECONDS_PER_CHAR = 0.12  # reading time for a caption, roughly 8 Chinese characters a second
-MAX_SECTION_SECONDS = 20.0  # a section is one GIF / one short cut (DESIGN §4)
+MAX_SECTION_SECONDS = 20.0  # a section is one article GIF (≤ 300 frames at 15 fps) or one short cut
 
 
 def reading_time(text: str) -> float:

@@ -1,8 +1,8 @@
-"""Geometry and statistics for "vectors on a sphere" (issue 7), in numpy.
+"""Geometry and statistics for "vectors on a sphere" (LayerNorm / RMSNorm geometry), in numpy.
 
 - :class:`OrbitCamera`: projects 3D points to 2D screen coordinates plus a depth per point (for shading), orthographic
   or perspective, orbiting the target by yaw/pitch; :meth:`OrbitCamera.unproject` inverts it. 3D is drawn as projected
-  2D because Surface-heavy manim 3D is far too slow on a CPU (DESIGN §4).
+  2D because Surface-heavy manim 3D is far too slow on a CPU (shared/mobjects/projected.py).
 - :func:`slerp`: great-circle interpolation; :func:`circle_in_plane`, :func:`sphere_wireframe`: polylines to draw.
 - :func:`pca`: principal components, used to reduce the tiny Transformer's hidden states to 3D.
 - :func:`random_cosine_similarities`, :func:`cosine_similarity_density`, :func:`query_key_scores`: why random
