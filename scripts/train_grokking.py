@@ -16,7 +16,8 @@ The run log (``shared.runs.write_run_log``, written atomically) holds ``config``
 commit, start time, wall seconds), ``split`` (the train cells of the p×p table), ``history`` (loss, accuracy and the
 weight norm on a log-friendly schedule) and ``snapshots`` (the embedding's Fourier power spectrum and the table of
 correct answers at chosen steps). Training is deterministic for a seed and resumes exactly from its checkpoint
-(``--checkpoint``): an interrupted and resumed run writes the same history and snapshots as an uninterrupted one.
+(``--checkpoint``): an interrupted and resumed run writes the same history and snapshots as an uninterrupted one. An
+existing log (the committed ones included) is overwritten only with ``--force``.
 
 ``--sweep-seeds 0,1,2`` / ``--sweep-weight-decays 1,0`` train every combination at once as one stacked model
 (``torch.func.vmap``), one log each; each run equals its single run up to float rounding of the batched matmuls.
@@ -28,7 +29,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +40,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from shared.files import atomic_path
-from shared.runs import RUNS_DIR, ROOT, pick_device, start_provenance, write_run_log
+from shared.runs import (
+    ROOT,
+    RUNS_DIR,
+    deterministic_torch,
+    pick_device,
+    refuse_overwrite,
+    resume_provenance,
+    start_provenance,
+    write_run_log,
+)
 
 GROKKING_DIR = RUNS_DIR / "grokking"
 CHECKPOINT_DIR = ROOT / "media" / "checkpoints" / "grokking"  # ignored by git (/media/* in .gitignore)
@@ -92,10 +101,20 @@ class GrokkingConfig:
             raise ValueError(f"p must be at least 2, got {self.p}")
         if not 0.0 < self.train_fraction < 1.0:
             raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction}")
+        n_train = round(self.train_fraction * self.p**2)
+        if not 0 < n_train < self.p**2:
+            raise ValueError(f"train_fraction {self.train_fraction} of the {self.p**2} pairs leaves "
+                             f"{'no training' if n_train == 0 else 'no test'} pair; choose a fraction nearer 0.5")
+        too_small = [k for k in ("embed_dim", "hidden", "d_model", "n_heads", "d_mlp", "steps", "log_every",
+                                 "log_per_decade") if getattr(self, k) < 1]  # fmt: skip
+        if too_small or self.warmup_steps < 0:
+            raise ValueError(f"{', '.join(too_small) or 'warmup_steps'} must be ≥ 1 (warmup_steps ≥ 0), got "
+                             + ", ".join(f"{k}={getattr(self, k)}" for k in too_small or ["warmup_steps"]))
         if self.model == "transformer" and self.d_model % self.n_heads:
             raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if self.steps < 1 or self.log_every < 1 or self.log_per_decade < 1 or self.warmup_steps < 0:
-            raise ValueError("steps, log_every and log_per_decade must be ≥ 1, warmup_steps ≥ 0")
+        if not (self.lr > 0 and 0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and self.weight_decay >= 0):
+            raise ValueError(f"AdamW needs lr > 0, 0 ≤ beta1, beta2 < 1 and weight_decay ≥ 0; got lr={self.lr}, "
+                             f"beta1={self.beta1}, beta2={self.beta2}, weight_decay={self.weight_decay}")
         bad = [s for s in self.snapshot_steps if not 0 <= s <= self.steps]
         if bad:
             raise ValueError(f"snapshot steps {bad} are outside 0..{self.steps}")
@@ -339,6 +358,7 @@ def train(
     stop_after: int | None = None,
     progress: bool = True,
     threads: int | None = None,
+    force: bool = False,
 ) -> dict[str, Any] | None:
     """Train one run and write its log to ``out_path``; return the log (None when ``stop_after`` stopped it early).
 
@@ -361,29 +381,32 @@ def train(
     threads
         CPU threads for torch (None: torch's default). One thread is steadier on a busy machine; the count is
         recorded in the provenance, as float sums may round differently with another count.
+    force
+        Start over an existing log at ``out_path``; without it such a run is refused before any work
+        (:func:`shared.runs.refuse_overwrite`), unless it resumes its checkpoint.
     """
-    # global torch settings this run changes, restored afterwards so a caller (a test session) keeps its own
-    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled())
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)  # CUDA kernels that would reorder sums must not
-    try:
+    _check_run_options(checkpoint, checkpoint_every, stop_after, threads)
+    refuse_overwrite([out_path], resuming=checkpoint is not None and Path(checkpoint).exists(), force=force)
+    with deterministic_torch(threads):  # warn only where a CUDA kernel has no deterministic version
         return _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads)
-    finally:
-        torch.set_num_threads(before[0])
-        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+
+
+def _check_run_options(checkpoint, checkpoint_every: int, stop_after: int | None, threads: int | None) -> None:
+    """Refuse options that would fail later in the run (before any work starts)."""
+    if checkpoint_every < 1:
+        raise click.BadParameter(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    if threads is not None and threads < 1:
+        raise click.BadParameter(f"--threads must be at least 1, got {threads}")
+    if stop_after is not None and stop_after < 1:
+        raise click.BadParameter(f"--stop-after must be at least 1, got {stop_after}")
+    if stop_after is not None and checkpoint is None:
+        raise click.UsageError("--stop-after needs a checkpoint to stop into")
 
 
 def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads):
     device = pick_device(device)
     if device == "cpu":
         torch.set_flush_denormal(True)  # decayed weights turn denormal and slow CPU steps down many-fold otherwise
-    else:
-        # deterministic cuBLAS (PyTorch docs, "Reproducibility"); must be set before the first matmul
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if stop_after is not None and checkpoint is None:
-        raise click.UsageError("--stop-after needs a checkpoint to stop into")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     config_dict = _json_roundtrip(config.as_dict())
 
@@ -407,10 +430,7 @@ def _train(config, out_path, device, checkpoint, checkpoint_every, stop_after, p
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history, snapshots = state["step"], state["history"], state["snapshots"]
-        provenance, wall_before = state["provenance"], state["wall_seconds"]
-        here = start_provenance(device)["device"]
-        if here not in provenance["device"].split(" + resumed on "):
-            provenance["device"] += f" + resumed on {here}"
+        provenance, wall_before = resume_provenance(state["provenance"], device, step), state["wall_seconds"]
 
     log_at = set(logged_steps(config))
     snapshot_at = set(config.resolved_snapshot_steps())
@@ -513,6 +533,7 @@ def train_sweep(
     stop_after: int | None = None,
     progress: bool = True,
     threads: int | None = None,
+    force: bool = False,
 ) -> list[dict[str, Any]] | None:
     """Train several runs at once as one stacked model (``torch.func.stack_module_state`` + ``vmap``).
 
@@ -523,23 +544,7 @@ def train_sweep(
     per model, ``out_dir/NAME.json`` with ``NAME = config.default_name()``, whose provenance lists the sweep's
     runs and its total wall time. Other parameters as :func:`train`; returns the logs (None when stopped early).
     """
-    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled())
-    if threads is not None:
-        torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        return _train_sweep(configs, Path(out_dir), device, checkpoint, checkpoint_every, stop_after, progress,
-                            threads)
-    finally:
-        torch.set_num_threads(before[0])
-        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
-
-
-def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_after, progress, threads):
-    from torch.func import functional_call, stack_module_state, vmap
-
-    base = configs[0]
+    base, out_dir = configs[0], Path(out_dir)
     shared_keys = [f.name for f in dataclasses.fields(GrokkingConfig) if f.name not in SWEEPABLE]
     differ = [k for k in shared_keys if any(getattr(c, k) != getattr(base, k) for c in configs)]
     if differ:
@@ -547,13 +552,21 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
     names = [c.default_name() for c in configs]
     if len(set(names)) != len(names):
         raise click.UsageError(f"a sweep trains each run once; got {names}")
+    _check_run_options(checkpoint, checkpoint_every, stop_after, threads)
+    refuse_overwrite([out_dir / f"{n}.json" for n in names],
+                     resuming=checkpoint is not None and Path(checkpoint).exists(), force=force)  # fmt: skip
+    with deterministic_torch(threads):
+        return _train_sweep(configs, names, out_dir, device, checkpoint, checkpoint_every, stop_after, progress,
+                            threads)
+
+
+def _train_sweep(configs, names, out_dir, device, checkpoint, checkpoint_every, stop_after, progress, threads):
+    from torch.func import functional_call, stack_module_state, vmap
+
+    base = configs[0]
     device = pick_device(device)
     if device == "cpu":
         torch.set_flush_denormal(True)  # as in a single run
-    else:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if stop_after is not None and checkpoint is None:
-        raise click.UsageError("--stop-after needs a checkpoint to stop into")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     config_dicts = [_json_roundtrip(c.as_dict()) for c in configs]
     n_models, p = len(configs), base.p
@@ -592,7 +605,7 @@ def _train_sweep(configs, out_dir, device, checkpoint, checkpoint_every, stop_af
                 params[key].copy_(value)
         optimizer.load_state_dict(state["optimizer"])
         step, histories, snapshots = state["step"], state["histories"], state["snapshots"]
-        provenance, wall_before = state["provenance"], state["wall_seconds"]
+        provenance, wall_before = resume_provenance(state["provenance"], device, step), state["wall_seconds"]
 
     log_at = set(logged_steps(base))
     snapshot_at = set(base.resolved_snapshot_steps())
@@ -802,9 +815,10 @@ def _float_list(ctx, param, value: str) -> tuple[float, ...]:
               help="train these seeds at once, stacked (e.g. 0,1,2); one log each")
 @click.option("--sweep-weight-decays", callback=_float_list, default="", show_default=False,
               help="train these weight decays at once, stacked (e.g. 1,0); combined with --sweep-seeds")
+@click.option("--force", is_flag=True, help="overwrite an existing log (a committed run included)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def main(name, out_dir, device, checkpoint, checkpoint_every, no_checkpoint, stop_after, threads, sweep_seeds,
-         sweep_weight_decays, quiet, **options):
+         sweep_weight_decays, force, quiet, **options):
     """Train modular arithmetic until it groks; write media/runs/grokking/NAME.json (see the module docstring)."""
     try:
         config = GrokkingConfig(**options)
@@ -813,6 +827,8 @@ def main(name, out_dir, device, checkpoint, checkpoint_every, no_checkpoint, sto
         raise click.UsageError(str(err)) from err
     if configs and name:
         raise click.UsageError("a sweep names each log from its config; leave out --name")
+    if name is not None and (Path(name).name != name or name.startswith(".")):
+        raise click.BadParameter(f"--name must be a plain file name (no folder), got {name!r}")
     names = [c.default_name() for c in configs] or [name or config.default_name()]
     if no_checkpoint:
         checkpoint = None
@@ -820,7 +836,7 @@ def main(name, out_dir, device, checkpoint, checkpoint_every, no_checkpoint, sto
         stem = names[0] if not configs else f"sweep_{names[0]}_{len(configs)}_runs"
         checkpoint = CHECKPOINT_DIR / f"{stem}.pt"
     kwargs = dict(device=device, checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after,
-                  progress=not quiet, threads=threads)
+                  progress=not quiet, threads=threads, force=force)
     if configs:
         logs = train_sweep(configs, out_dir, **kwargs)
     else:

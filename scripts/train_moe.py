@@ -15,15 +15,15 @@ Run (each committed log's exact command is in ``media/runs/moe/README.md``)::
     python -m scripts.train_moe --strategy aux_loss --aux-coef 0.01
     python -m scripts.train_moe --strategy bias --bias-gamma 0.001
 
-CPU-friendly (seconds to minutes); uses CUDA when present. Deterministic for a seed: every batch is drawn from a
-generator seeded by (seed, step), so a resumed run (``--resume``, the default, from ``media/checkpoints/moe/``) gives
-the same log as an uninterrupted one.
+CPU-friendly (seconds to minutes); uses CUDA when present. Deterministic for a seed: the initial weights, the task,
+the evaluation set and every step's batch come from random streams of their own (:func:`stream_seed`), so a resumed
+run (``--resume``, the default, from ``media/checkpoints/moe/``) gives the same log as an uninterrupted one. An
+existing log (the committed ones included) is overwritten only with ``--force``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shlex
 import sys
 import time
@@ -36,9 +36,18 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS_DIR = ROOT / "media" / "runs" / "moe"
 CHECKPOINT_DIR = ROOT / "media" / "checkpoints" / "moe"  # ignored by git (only media/runs/ is committed)
 STRATEGIES = ("none", "aux_loss", "bias")
-# Seeds of the task's fixed parts, kept apart from the training stream so the task is the same for every strategy.
-TASK_SEED_OFFSET = 1_000_003
-EVAL_SEED_OFFSET = 2_000_003
+# The random streams of a run. Each gets its seed from numpy's SeedSequence(seed, spawn_key=(purpose, *index)): distinct
+# keys give independent streams, so the task, the evaluation set, the initial weights and every step's batch never
+# share a seed (not within a run, nor across runs with other seeds), and the task is the same for every strategy.
+STREAMS = {"init": 0, "task": 1, "eval": 2, "batch": 3}
+
+
+def stream_seed(seed: int, purpose: str, *index: int) -> int:
+    """The torch seed (64 bits) of one random stream of the run with this ``seed``: ``purpose`` is a key of
+    :data:`STREAMS`, ``index`` the step for ``"batch"``. References: ``numpy.random.SeedSequence`` (spawn keys)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence(seed, spawn_key=(STREAMS[purpose], *index)).generate_state(1, np.uint64)[0])
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,30 @@ class MoETrainConfig:
     eval_tokens: int = 2048  # fixed evaluation set, drawn once
     log_every: int = 25  # steps between history records
 
+    def __post_init__(self):
+        """Refuse a config that cannot train, naming each bad option (before any work starts)."""
+        at_least_one = ("n_experts", "d_model", "d_expert", "n_clusters", "batch_size", "steps", "eval_tokens",
+                        "log_every")  # fmt: skip
+        problems = [f"{_flag(k)} must be at least 1, got {getattr(self, k)}" for k in at_least_one
+                    if getattr(self, k) < 1]  # fmt: skip
+        if self.strategy not in STRATEGIES:
+            problems.append(f"--strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if not 1 <= self.top_k <= max(self.n_experts, 1):
+            problems.append(f"--top-k must be between 1 and --n-experts ({self.n_experts}), got {self.top_k}")
+        if self.seed < 0:
+            problems.append(f"--seed must be 0 or more, got {self.seed}")
+        problems += [f"{_flag(k)} must be more than 0, got {getattr(self, k)}" for k in ("cluster_radius", "lr")
+                     if not getattr(self, k) > 0]  # fmt: skip
+        problems += [f"{_flag(k)} must be 0 or more, got {getattr(self, k)}"
+                     for k in ("cluster_noise", "input_offset", "router_init_std", "aux_coef", "bias_gamma")
+                     if not getattr(self, k) >= 0]  # fmt: skip
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def _flag(field_name: str) -> str:
+    return f"--{field_name.replace('_', '-')}"
+
 
 # --- the task ------------------------------------------------------------------------------------------------------
 
@@ -74,7 +107,7 @@ def make_task(cfg: MoETrainConfig):
     """Cluster centres (n_clusters, d), per-cluster target maps (n_clusters, d, d) and the shared offset (d,)."""
     import torch
 
-    gen = torch.Generator().manual_seed(cfg.seed + TASK_SEED_OFFSET)
+    gen = torch.Generator().manual_seed(stream_seed(cfg.seed, "task"))
     directions = torch.randn(cfg.n_clusters, cfg.d_model, generator=gen, dtype=torch.float64)
     centres = cfg.cluster_radius * directions / directions.norm(dim=-1, keepdim=True)
     # Entries ~ N(0, 1/d): each map keeps the scale of x, so tanh neither saturates nor stays linear.
@@ -85,15 +118,16 @@ def make_task(cfg: MoETrainConfig):
     return centres.float(), maps.float(), offset.float()
 
 
-def sample_tokens(cfg: MoETrainConfig, task, n_tokens: int, stream_seed: int):
-    """(x (n, d), y (n, d), cluster (n,)): z ~ N(centre_c, noise²·I), x = z + offset, y = tanh(A_c z / radius).
+def sample_tokens(cfg: MoETrainConfig, task, n_tokens: int, seed: int):
+    """(x (n, d), y (n, d), cluster (n,)) drawn with a generator seeded by ``seed`` (a :func:`stream_seed`):
+    z ~ N(centre_c, noise²·I), x = z + offset, y = tanh(A_c z / radius).
 
     The offset moves every input the same way and leaves the targets alone: it changes only what the router sees.
     """
     import torch
 
     centres, maps, offset = task
-    gen = torch.Generator().manual_seed(stream_seed)
+    gen = torch.Generator().manual_seed(seed)
     cluster = torch.randint(cfg.n_clusters, (n_tokens,), generator=gen)
     z = centres[cluster] + cfg.cluster_noise * torch.randn(n_tokens, cfg.d_model, generator=gen)
     y = torch.tanh(torch.einsum("nij,nj->ni", maps[cluster], z) / cfg.cluster_radius)
@@ -175,7 +209,7 @@ def command_line(cfg: MoETrainConfig, name: str) -> str:
     for field in dataclasses.fields(cfg):
         value = getattr(cfg, field.name)
         if field.name == "strategy" or value != getattr(default, field.name):
-            parts += [f"--{field.name.replace('_', '-')}", str(value)]
+            parts += [_flag(field.name), str(value)]
     parts += ["--name", name]
     return shlex.join(parts)
 
@@ -187,33 +221,43 @@ def train(
     resume: bool = True,
     progress: bool = True,
     checkpoint_every: int = 500,
+    force: bool = False,
 ) -> Path:
-    """Run (or resume) one training run and write its log; returns the log's path.
+    """Run (or resume) one training run and write its log ``RUNS_DIR/NAME.json``; returns the log's path.
 
-    A checkpoint is saved every ``checkpoint_every`` steps (it does not change the results) and deleted at the end.
+    A checkpoint (``CHECKPOINT_DIR/NAME.pt``) is saved every ``checkpoint_every`` steps (it does not change the
+    results) and deleted at the end; with ``resume`` an existing one is continued. Without ``force`` a run that would
+    start over an existing log is refused (:func:`shared.runs.refuse_overwrite`); resuming its checkpoint is not.
     """
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS
+    from shared.runs import deterministic_torch, pick_device, refuse_overwrite
+
+    if not name or Path(name).name != name or name.startswith("."):
+        raise click.BadParameter(f"--name must be a plain file name (no folder), got {name!r}")
+    if checkpoint_every < 1:
+        raise click.BadParameter(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    log_path, checkpoint_path = RUNS_DIR / f"{name}.json", CHECKPOINT_DIR / f"{name}.pt"
+    refuse_overwrite([log_path], resuming=resume and checkpoint_path.exists(), force=force)
+    device = pick_device(device)
+    # one thread on the CPU: tiny matrices, where threads only add contention on a shared machine
+    with deterministic_torch(threads=1 if device == "cpu" else None, warn_only=False):
+        return _train(cfg, name, log_path, checkpoint_path, device, resume, progress, checkpoint_every)
+
+
+def _train(cfg, name, log_path, checkpoint_path, device, resume, progress, checkpoint_every) -> Path:
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from shared.files import atomic_path
-    from shared.runs import pick_device, start_provenance, write_run_log
+    from shared.runs import resume_provenance, start_provenance, write_run_log
 
-    if cfg.strategy not in STRATEGIES:
-        raise click.BadParameter(f"strategy must be one of {STRATEGIES}, got {cfg.strategy!r}")
-    device = pick_device(device)
-    torch.use_deterministic_algorithms(True)
-    if device == "cpu":
-        torch.set_num_threads(1)  # tiny matrices: threads only add contention on a shared machine
-    log_path = RUNS_DIR / f"{name}.json"
-    checkpoint_path = CHECKPOINT_DIR / f"{name}.pt"
     config = dataclasses.asdict(cfg)
-
-    torch.manual_seed(cfg.seed)
     task = make_task(cfg)
-    model = build_model(cfg).to(device)
+    with torch.random.fork_rng(devices=[]):  # seed the init without touching the caller's global generator
+        torch.manual_seed(stream_seed(cfg.seed, "init"))
+        model = build_model(cfg)
+    model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    eval_x, eval_y, eval_cluster = sample_tokens(cfg, task, cfg.eval_tokens, cfg.seed + EVAL_SEED_OFFSET)
+    eval_x, eval_y, eval_cluster = sample_tokens(cfg, task, cfg.eval_tokens, stream_seed(cfg.seed, "eval"))
     eval_x, eval_y = eval_x.to(device), eval_y.to(device)
 
     history: list[dict] = []
@@ -223,14 +267,17 @@ def train(
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=False)
         if state["config"] != config:
-            raise click.ClickException(
-                f"Checkpoint {checkpoint_path} was made with a different config; delete it or use --fresh."
-            )
+            differ = sorted(k for k in config if state["config"].get(k) != config[k])
+            raise click.ClickException(f"Checkpoint {checkpoint_path} was made with a different config (differs in: "
+                                       f"{', '.join(differ)}); delete it or use --fresh.")  # fmt: skip
+        if "provenance" not in state:
+            raise click.ClickException(f"Checkpoint {checkpoint_path} was written by an older version of this "
+                                       "trainer (other random streams); delete it or use --fresh.")  # fmt: skip
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start_step, wall_before = state["history"], state["step"], state["wall_seconds"]
         load_window = state["load_window"].to(device)
-        provenance["started_at"] = state["started_at"]
+        provenance = resume_provenance(state["provenance"], device, start_step)
 
     def evaluate(step: int, loss: float, aux: float, load, load_window) -> dict:
         """One history record: this step's batch, the steps since the last record, and the fixed eval set."""
@@ -253,8 +300,7 @@ def train(
     def save_checkpoint(step: int, wall: float) -> None:
         state = {
             "config": config, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "history": history, "wall_seconds": wall, "started_at": provenance["started_at"],
-            "load_window": load_window.cpu(),
+            "history": history, "wall_seconds": wall, "provenance": provenance, "load_window": load_window.cpu(),
         }  # fmt: skip
         with atomic_path(checkpoint_path) as tmp:
             torch.save(state, tmp)
@@ -267,7 +313,7 @@ def train(
     with Progress(*columns, disable=not progress) as bar:
         bar_task = bar.add_task("train", total=cfg.steps, completed=start_step, status="")
         for step in range(start_step, cfg.steps + 1):
-            x, y, _ = sample_tokens(cfg, task, cfg.batch_size, cfg.seed * TASK_SEED_OFFSET + step)
+            x, y, _ = sample_tokens(cfg, task, cfg.batch_size, stream_seed(cfg.seed, "batch", step))
             x, y = x.to(device), y.to(device)
             prediction, logits, indices = model(x)
             loss = torch.mean((prediction - y) ** 2)
@@ -313,9 +359,8 @@ def train(
 
 def _option(field: dataclasses.Field, **extra):
     default = field.default
-    flag = f"--{field.name.replace('_', '-')}"
     kind = {int: int, float: float, str: str}[type(default)]
-    return click.option(flag, field.name, type=kind, default=default, show_default=True, **extra)
+    return click.option(_flag(field.name), field.name, type=kind, default=default, show_default=True, **extra)
 
 
 def _config_options(func):
@@ -336,13 +381,16 @@ def _config_options(func):
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option("--resume/--fresh", default=True, help="Continue from media/checkpoints/moe/NAME.pt when present.")
 @click.option("--checkpoint-every", default=500, help="Steps between checkpoints (results do not depend on it).")
+@click.option("--force", is_flag=True, help="Overwrite an existing log (a committed run included).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def main(name, device, resume, checkpoint_every, quiet, **options):
+def main(name, device, resume, checkpoint_every, force, quiet, **options):
     """Train a small MoE layer with one balancing strategy and write media/runs/moe/NAME.json."""
-    cfg = MoETrainConfig(**options)
-    path = train(
-        cfg, name or cfg.strategy, device=device, resume=resume, progress=not quiet, checkpoint_every=checkpoint_every
-    )
+    try:
+        cfg = MoETrainConfig(**options)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    path = train(cfg, name or cfg.strategy, device=device, resume=resume, progress=not quiet,
+                 checkpoint_every=checkpoint_every, force=force)  # fmt: skip
     click.echo(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 

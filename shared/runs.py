@@ -1,29 +1,58 @@
 """Run logs of real training runs (``media/runs/``): provenance, writing, loading and validation.
 
 A run log is a JSON object written by a training script in ``scripts/`` and committed. It holds ``config`` (every
-hyperparameter and the seed), ``provenance`` (device, torch and CUDA versions, git commit, start time, wall
-seconds), ``history`` (one record per logged step) and, per kind, more (``snapshots``...). Scenes read logs only
-through this module, which fails with an error naming the file and the command that regenerates it (DESIGN §7).
+hyperparameter and the seed), ``provenance`` (below), ``history`` (one record per logged step) and, per kind, more
+(``snapshots``...). Scenes read logs only through this module, which fails with a :class:`RunLogError` naming the
+file and the command that regenerates it, for a missing key and for a value of the wrong type alike. Every log loaded
+is added to :data:`LOADED_RUN_LOGS`.
+
+Provenance
+    ``device``, ``torch_version``, ``cuda_version`` (None on a CPU), ``git_commit`` ('-dirty' when tracked files
+    differed from it) and ``started_at`` describe the session that started the run; ``wall_seconds`` is the training
+    time of all its sessions together; ``resumed`` lists the sessions that continued it from a checkpoint, each as
+    ``{"step", "device", "torch_version", "cuda_version", "git_commit", "started_at"}`` (``[]`` for a run trained in
+    one go). Trainers build it with :func:`start_provenance` and :func:`resume_provenance` and may add keys of their
+    own (``torch_threads``, ``sweep``). Logs written before ``resumed`` existed lack it (read it as ``[]``); a run of
+    that time resumed on another device has 'A + resumed on B' as its ``device``, which :func:`short_device_name`
+    reads too.
+
+Overwriting
+    A log is written only when its run finishes, so an existing log is a finished run, and in ``media/runs/`` a
+    committed one. :func:`refuse_overwrite` stops a trainer from starting a run over it without ``--force``. A
+    checkpoint marks a run that has not finished; resuming it into its log needs no flag (starting it did).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import os
 import platform
 import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import click
+
 from shared.files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS_DIR = ROOT / "media" / "runs"
-PROVENANCE_KEYS = ("device", "torch_version", "cuda_version", "git_commit", "started_at", "wall_seconds")
+SESSION_KEYS = ("device", "torch_version", "cuda_version", "git_commit", "started_at")  # one training session
+PROVENANCE_KEYS = (*SESSION_KEYS, "wall_seconds")
+
+# Resolved paths of every run log that load_run_log (so every load_*_run) has loaded in this process. A renderer
+# that records which logs a scene read (for its manifest) clears this set before the scene and reads it afterwards.
+LOADED_RUN_LOGS: set[Path] = set()
 
 
 class RunLogError(ValueError):
     """A run log is missing or malformed. The message names the file and how to regenerate it."""
+
+
+class RunExistsError(click.ClickException):
+    """A trainer would start a run over a finished run's log. The message names the file and ``--force``."""
 
 
 # --- provenance ----------------------------------------------------------------------------------------------------
@@ -31,8 +60,6 @@ class RunLogError(ValueError):
 
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo on Linux), e.g. 'AMD EPYC 7B13 (2 cores)'."""
-    import os
-
     name = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -58,7 +85,7 @@ def short_device_name(device: str) -> str:
     """A provenance device short enough for a caption: memory size and form factor dropped from GPU names.
 
     'NVIDIA H100 80GB HBM3' → 'NVIDIA H100', 'NVIDIA A100-SXM4-40GB' → 'NVIDIA A100', 'NVIDIA GeForce RTX 4090' →
-    'NVIDIA RTX 4090'; a CPU model stays as it is. A resumed run's 'A + resumed on B' keeps A, where it started.
+    'NVIDIA RTX 4090'; a CPU model stays as it is. An older log's 'A + resumed on B' keeps A, where it started.
     """
     import re
 
@@ -82,8 +109,7 @@ def git_commit() -> str | None:
         return None
 
 
-def start_provenance(device) -> dict[str, Any]:
-    """Provenance at the start of a run; the trainer fills ``wall_seconds`` at the end."""
+def _session(device) -> dict[str, Any]:
     import torch
 
     return {
@@ -92,8 +118,18 @@ def start_provenance(device) -> dict[str, Any]:
         "cuda_version": torch.version.cuda if torch.device(device).type == "cuda" else None,
         "git_commit": git_commit(),
         "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": None,
     }
+
+
+def start_provenance(device) -> dict[str, Any]:
+    """Provenance at the start of a fresh run (see the module docstring); the trainer fills ``wall_seconds``."""
+    return {**_session(device), "wall_seconds": None, "resumed": []}
+
+
+def resume_provenance(saved: dict[str, Any], device, step: int) -> dict[str, Any]:
+    """Provenance of a run resumed at ``step`` on ``device``: the one its checkpoint saved, with this session added
+    to ``resumed``."""
+    return {**saved, "resumed": [*saved.get("resumed", []), {"step": step, **_session(device)}]}
 
 
 def pick_device(choice: str = "auto") -> str:
@@ -105,6 +141,29 @@ def pick_device(choice: str = "auto") -> str:
     if choice == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto.")
     return choice
+
+
+@contextlib.contextmanager
+def deterministic_torch(threads: int | None = None, warn_only: bool = True):
+    """Torch set up for a reproducible run while the block runs; the caller's settings come back afterwards.
+
+    ``torch.use_deterministic_algorithms(True, warn_only=warn_only)``, ``threads`` CPU threads when given, and
+    deterministic cuBLAS (``CUBLAS_WORKSPACE_CONFIG``, PyTorch's "Reproducibility" notes; set before the first
+    matmul, left set). A caller such as a test session keeps its own thread count and determinism flags.
+    """
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())  # fmt: skip
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
 
 
 # --- writing and reading -------------------------------------------------------------------------------------------
@@ -123,13 +182,87 @@ def regenerate_command(commands: dict[str, str], trainer: str, path: Path) -> st
     return commands.get(path.stem, f"python -m {trainer} --name {path.stem} [options as in its 'command']")
 
 
+def refuse_overwrite(paths, *, resuming: bool, force: bool) -> None:
+    """Raise :class:`RunExistsError` when a run is about to start over an existing log (see the module docstring).
+
+    Parameters
+    ----------
+    paths
+        The log files the run will write.
+    resuming
+        The run continues from its checkpoint: it is unfinished, and starting it was allowed then.
+    force
+        ``--force``: overwrite on purpose.
+    """
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not (resuming or force):
+        raise RunExistsError(
+            f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: a finished run (the ones in "
+            "media/runs/ are committed). Pass --force to train again and overwrite it, or give the run another name."
+        )
+
 
 def write_run_log(path: str | Path, log: dict[str, Any]) -> Path:
     """Write ``log`` atomically (temp file + rename) as JSON."""
     return write_json_atomic(path, log, indent=None)
 
 
-def load_run_log(path: str | Path, regenerate: str, required: dict[str, tuple[str, ...]] | None = None) -> dict:
+NUMBER = (int, float)  # a JSON number; true and false are not numbers here
+PROVENANCE_TYPES = {"device": str, "torch_version": str, "cuda_version": (str, None), "git_commit": (str, None),
+                    "started_at": str, "wall_seconds": NUMBER}  # fmt: skip
+RESUMED_SESSION_TYPES = {"step": int, **{k: PROVENANCE_TYPES[k] for k in SESSION_KEYS}}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object",
+               bool: "true or false", type(None): "null"}  # fmt: skip
+
+
+def _types(kinds) -> tuple[type, ...]:
+    """A type, or a tuple of types with None for JSON null, as a tuple of types."""
+    return tuple(type(None) if k is None else k for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+
+
+def json_type_ok(value, kinds) -> bool:
+    """``isinstance`` for a parsed JSON value: ``kinds`` as in :data:`PROVENANCE_TYPES`; a bool is no number."""
+    kinds = _types(kinds)
+    if object in kinds:
+        return True
+    return isinstance(value, bool) == (bool in kinds) and isinstance(value, kinds)
+
+
+def _describe(kinds) -> str:
+    kinds = _types(kinds)
+    names = [_TYPE_NAMES[k] for k in kinds if not (k is int and float in kinds)]  # int or float: "a number"
+    return " or ".join(names)
+
+
+def _spec(spec) -> dict[str, Any]:
+    """Required keys as ``{name: type(s)}``; a tuple of names accepts any type."""
+    return dict(spec) if isinstance(spec, dict) else {name: object for name in spec}
+
+
+def _failer(path: Path, regenerate: str):
+    def fail(message: str):
+        raise RunLogError(f"Run log {path}: {message}. Regenerate it with: {regenerate}")
+
+    return fail
+
+
+def check_fields(obj: dict, spec, where: str, fail) -> None:
+    """Call ``fail`` unless ``obj`` has every key of ``spec`` with a value of its type.
+
+    ``spec``: ``{name: type or tuple of types (None for null)}``, or a tuple of names of any type; ``where`` names
+    ``obj`` in the message ('' for the log itself).
+    """
+    spec = _spec(spec)
+    missing = [k for k in spec if k not in obj]
+    if missing:
+        fail(f"{where} lacks {', '.join(missing)}")
+    for key, kinds in spec.items():
+        if not json_type_ok(obj[key], kinds):
+            fail(f"{f'{where}.{key}' if where else repr(key)} must be {_describe(kinds)}, not "
+                 f"{json.dumps(obj[key])[:40]}")
+
+
+def load_run_log(path: str | Path, regenerate: str, required: dict | None = None) -> dict:
     """Load and validate a run log.
 
     Parameters
@@ -139,44 +272,54 @@ def load_run_log(path: str | Path, regenerate: str, required: dict[str, tuple[st
     regenerate
         The command that writes this file, quoted in every error.
     required
-        Extra keys a kind of log needs: ``{"config": (...), "history": (...), "top": (...)}``; ``history`` keys are
-        required in every record.
+        What a kind of log needs beyond ``config``, ``provenance`` and ``history``: ``{"top": ..., "config": ...,
+        "history": ...}``, each ``{key: type(s)}`` (see :func:`check_fields`) or a tuple of keys of any type;
+        ``history`` keys are required in every record. When ``history`` requires ``step``, steps must increase.
 
     Raises
     ------
     RunLogError
-        When the file is missing, not JSON, or lacks ``config``/``provenance``/``history`` or a required key.
+        When the file is missing or not JSON, or a key is missing or holds a value of another type (the provenance's
+        keys always: :data:`PROVENANCE_TYPES`, and ``resumed`` when present).
     """
     path = Path(path)
     required = required or {}
-    hint = f"Regenerate it with: {regenerate}"
+    fail = _failer(path, regenerate)
     if not path.exists():
-        raise RunLogError(f"Run log {path} does not exist. {hint}")
+        raise RunLogError(f"Run log {path} does not exist. Regenerate it with: {regenerate}")
     try:
         log = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunLogError(f"Run log {path} is not valid JSON ({err}). {hint}") from err
+        raise RunLogError(f"Run log {path} is not valid JSON ({err}). Regenerate it with: {regenerate}") from err
     if not isinstance(log, dict):
-        raise RunLogError(f"Run log {path} must hold a JSON object, found {type(log).__name__}. {hint}")
-    for key in ("config", "provenance", "history", *required.get("top", ())):
+        fail(f"it must hold a JSON object, not {_describe(type(log))}")
+    top = {"config": dict, "provenance": dict, "history": list, **_spec(required.get("top", ()))}
+    for key in top:
         if key not in log:
-            raise RunLogError(f"Run log {path} has no '{key}'. {hint}")
-    missing = [k for k in PROVENANCE_KEYS if k not in log["provenance"]]
-    if missing:
-        raise RunLogError(f"Run log {path}: provenance lacks {', '.join(missing)}. {hint}")
-    missing = [k for k in required.get("config", ()) if k not in log["config"]]
-    if missing:
-        raise RunLogError(f"Run log {path}: config lacks {', '.join(missing)}. {hint}")
+            fail(f"has no '{key}'")
+    check_fields(log, top, "", fail)
+    provenance = log["provenance"]
+    check_fields(provenance, PROVENANCE_TYPES, "provenance", fail)
+    resumed = provenance.get("resumed", [])
+    if not json_type_ok(resumed, list):
+        fail("provenance.resumed must be a list of sessions")
+    for i, session in enumerate(resumed):
+        if not json_type_ok(session, dict):
+            fail(f"provenance.resumed[{i}] must be an object (one session)")
+        check_fields(session, RESUMED_SESSION_TYPES, f"provenance.resumed[{i}]", fail)
+    check_fields(log["config"], required.get("config", ()), "config", fail)
     history = log["history"]
-    if not isinstance(history, list) or not history:
-        raise RunLogError(f"Run log {path}: history must be a non-empty list of records. {hint}")
+    if not history:
+        fail("history must be a non-empty list of records")
     for i, record in enumerate(history):
-        missing = [k for k in required.get("history", ()) if k not in record]
-        if missing:
-            raise RunLogError(f"Run log {path}: history[{i}] lacks {', '.join(missing)}. {hint}")
-    steps = [r.get("step") for r in history]
-    if "step" in required.get("history", ()) and any(b <= a for a, b in zip(steps, steps[1:])):
-        raise RunLogError(f"Run log {path}: history steps are not strictly increasing. {hint}")
+        if not json_type_ok(record, dict):
+            fail(f"history[{i}] must be an object (one record), not {json.dumps(record)[:40]}")
+        check_fields(record, required.get("history", ()), f"history[{i}]", fail)
+    if "step" in _spec(required.get("history", ())):
+        steps = [r["step"] for r in history]
+        if any(b <= a for a, b in zip(steps, steps[1:])):
+            fail("history steps are not strictly increasing")
+    LOADED_RUN_LOGS.add(path.resolve())
     return log
 
 
@@ -191,10 +334,12 @@ MOE_COMMANDS = {
     "none_no_offset": "python -m scripts.train_moe --strategy none --input-offset 0.0 --name none_no_offset",
 }
 MOE_REQUIRED = {
-    "top": ("routing_by_cluster",),
-    "config": ("strategy", "seed", "n_experts", "top_k", "batch_size", "steps", "log_every"),
-    "history": ("step", "loss", "load", "load_window", "eval_loss", "eval_load"),
-}
+    "top": {"routing_by_cluster": list},
+    "config": {"strategy": str, "seed": int, "n_experts": int, "top_k": int, "batch_size": int, "steps": int,
+               "log_every": int, "eval_tokens": int},
+    "history": {"step": int, "loss": NUMBER, "load": list, "load_window": list, "eval_loss": NUMBER,
+                "eval_load": list},
+}  # fmt: skip
 # "Loads have evened out" when every expert carries within ±35% of the mean load of a logged window, and stays so.
 EVEN_LOAD_TOLERANCE = 0.35
 
@@ -209,11 +354,18 @@ def moe_regenerate_command(path_or_name: str | Path) -> str:
     return regenerate_command(MOE_COMMANDS, "scripts.train_moe", moe_run_path(path_or_name))
 
 
+def _counts(values, n: int) -> bool:
+    """``values`` is a list of ``n`` non-negative integers (token counts)."""
+    return json_type_ok(values, list) and len(values) == n and all(json_type_ok(v, int) and v >= 0 for v in values)
+
+
 def load_moe_run(path_or_name: str | Path) -> dict:
     """Load and validate a log written by ``scripts/train_moe.py``.
 
-    Beyond :func:`load_run_log`'s checks: every load vector has one count per expert, a batch's load sums to
-    ``batch_size · top_k``, ``bias`` runs log the bias vector, the other strategies the auxiliary loss.
+    Beyond :func:`load_run_log`'s checks (keys and their types): sizes are positive; every load vector holds one
+    count per expert; a batch's load sums to ``batch_size · top_k``, a window's to that times the steps it covers
+    (step 0's window is step 0 alone), the fixed evaluation set's to ``eval_tokens · top_k``, as does
+    ``routing_by_cluster``; ``bias`` runs log the bias vector, the other strategies the auxiliary loss.
 
     Raises
     ------
@@ -223,26 +375,41 @@ def load_moe_run(path_or_name: str | Path) -> dict:
     path = moe_run_path(path_or_name)
     regenerate = moe_regenerate_command(path)
     log = load_run_log(path, regenerate=regenerate, required=MOE_REQUIRED)
+    fail = _failer(path, regenerate)
     config = log["config"]
+    for key in ("n_experts", "top_k", "batch_size", "eval_tokens", "log_every"):
+        if config[key] < 1:
+            fail(f"config.{key} must be at least 1, not {config[key]}")
     n_experts, slots_per_batch = config["n_experts"], config["batch_size"] * config["top_k"]
-    per_strategy_key = "bias" if config["strategy"] == "bias" else "aux_loss"
+    eval_slots = config["eval_tokens"] * config["top_k"]
+    per_strategy_key, per_strategy_type = ("bias", list) if config["strategy"] == "bias" else ("aux_loss", NUMBER)
 
-    def fail(message: str):
-        raise RunLogError(f"Run log {path}: {message}. Regenerate it with: {regenerate}")
-
+    previous_step = -1
     for i, record in enumerate(log["history"]):
         for key in ("load", "load_window", "eval_load"):
-            if not isinstance(record[key], list) or len(record[key]) != n_experts:
+            if not _counts(record[key], n_experts):
                 fail(f"history[{i}].{key} must list {n_experts} token counts, one per expert")
         if sum(record["load"]) != slots_per_batch:
             fail(f"history[{i}].load sums to {sum(record['load'])}, not batch_size·top_k = {slots_per_batch}")
+        window_slots = (record["step"] - previous_step) * slots_per_batch
+        if sum(record["load_window"]) != window_slots:
+            fail(f"history[{i}].load_window sums to {sum(record['load_window'])}, not {window_slots} (batch_size·top_k "
+                 f"for each of the steps {previous_step + 1}..{record['step']})")
+        previous_step = record["step"]
+        if sum(record["eval_load"]) != eval_slots:
+            fail(f"history[{i}].eval_load sums to {sum(record['eval_load'])}, not eval_tokens·top_k = {eval_slots}")
         if per_strategy_key not in record:
             fail(f"history[{i}] lacks '{per_strategy_key}' (a {config['strategy']} run logs it at every step)")
-        if per_strategy_key == "bias" and len(record["bias"]) != n_experts:
-            fail(f"history[{i}].bias must hold {n_experts} values, one per expert")
+        check_fields(record, {per_strategy_key: per_strategy_type}, f"history[{i}]", fail)
+        if per_strategy_key == "bias" and (
+            len(record["bias"]) != n_experts or not all(json_type_ok(b, NUMBER) for b in record["bias"])
+        ):
+            fail(f"history[{i}].bias must hold {n_experts} numbers, one per expert")
     routing = log["routing_by_cluster"]
-    if not routing or any(len(row) != n_experts for row in routing):
-        fail(f"routing_by_cluster must be a [cluster][expert] table with {n_experts} columns")
+    if not routing or not all(_counts(row, n_experts) for row in routing):
+        fail(f"routing_by_cluster must be a [cluster][expert] table of token counts with {n_experts} columns")
+    if sum(map(sum, routing)) != eval_slots:
+        fail(f"routing_by_cluster sums to {sum(map(sum, routing))}, not eval_tokens·top_k = {eval_slots}")
     return log
 
 
@@ -334,14 +501,16 @@ GROKKING_COMMANDS = {
         "python -m scripts.train_grokking --p 113 --train-fraction 0.3 --model transformer --steps 30000",
 }
 GROKKING_REQUIRED = {
-    "top": ("command", "split", "snapshots"),
-    "config": ("operation", "p", "train_fraction", "model", "lr", "beta1", "beta2", "weight_decay", "warmup_steps",
-               "seed", "steps"),
-    "history": ("step", "train_loss", "test_loss", "train_acc", "test_acc", "weight_norm"),
-}
-GROKKING_SNAPSHOT_KEYS = ("step", "train_acc", "test_acc", "weight_norm", "embedding_fourier_power", "correct")
-# Phase boundaries (issue 4): memorised at train accuracy ≥ 99%, grokking under way at test accuracy ≥ 50%,
-# generalised at test accuracy ≥ 99%.
+    "top": {"command": str, "split": dict, "snapshots": list},
+    "config": {"operation": str, "p": int, "train_fraction": NUMBER, "model": str, "lr": NUMBER, "beta1": NUMBER,
+               "beta2": NUMBER, "weight_decay": NUMBER, "warmup_steps": int, "seed": int, "steps": int},
+    "history": {"step": int, "train_loss": NUMBER, "test_loss": NUMBER, "train_acc": NUMBER, "test_acc": NUMBER,
+                "weight_norm": NUMBER},
+}  # fmt: skip
+GROKKING_SNAPSHOT_TYPES = {"step": int, "train_acc": NUMBER, "test_acc": NUMBER, "weight_norm": NUMBER,
+                           "embedding_fourier_power": list, "correct": list}  # fmt: skip
+# Phase boundaries: memorised at train accuracy ≥ 99%, grokking under way at test accuracy ≥ 50%, generalised at
+# test accuracy ≥ 99%.
 MEMORIZED_TRAIN_ACC = 0.99
 GROKKING_TEST_ACC = 0.5
 GENERALIZED_TEST_ACC = 0.99
@@ -369,9 +538,10 @@ def grokking_regenerate_command(path_or_name: str | Path) -> str:
 def load_grokking_run(path_or_name: str | Path) -> dict:
     """Load and validate a log written by ``scripts/train_grokking.py``.
 
-    Beyond :func:`load_run_log`'s checks: accuracies lie in [0, 1]; ``split["train"]`` and every snapshot's
-    ``correct`` are p rows of p '0'/'1' characters (row a, column b = the pair (a, b)); every snapshot has its step
-    in the history and a Fourier power spectrum of p//2 + 1 shares summing to 1.
+    Beyond :func:`load_run_log`'s checks (keys and their types): p ≥ 2; accuracies lie in [0, 1];
+    ``split["train"]`` and every snapshot's ``correct`` are p rows of p '0'/'1' characters (row a, column b = the
+    pair (a, b)); every snapshot has its step in the history and a Fourier power spectrum of p//2 + 1 shares summing
+    to 1.
 
     Parameters
     ----------
@@ -386,10 +556,10 @@ def load_grokking_run(path_or_name: str | Path) -> dict:
     path = grokking_run_path(path_or_name)
     regenerate = grokking_regenerate_command(path)
     log = load_run_log(path, regenerate=regenerate, required=GROKKING_REQUIRED)
+    fail = _failer(path, regenerate)
     p = log["config"]["p"]
-
-    def fail(message: str):
-        raise RunLogError(f"Run log {path}: {message}. Regenerate it with: {regenerate}")
+    if p < 2:
+        fail(f"config.p must be at least 2, not {p}")
 
     def check_grid(rows, where: str):
         if not isinstance(rows, list) or len(rows) != p or any(
@@ -400,23 +570,24 @@ def load_grokking_run(path_or_name: str | Path) -> dict:
     for i, record in enumerate(log["history"]):
         if not all(0.0 <= record[k] <= 1.0 for k in ("train_acc", "test_acc")):
             fail(f"history[{i}] has an accuracy outside [0, 1]")
-    check_grid(log["split"].get("train") if isinstance(log["split"], dict) else None, "split.train")
+    check_grid(log["split"].get("train"), "split.train")
     logged = {r["step"] for r in log["history"]}
     for i, snapshot in enumerate(log["snapshots"]):
-        missing = [k for k in GROKKING_SNAPSHOT_KEYS if k not in snapshot]
-        if missing:
-            fail(f"snapshots[{i}] lacks {', '.join(missing)}")
+        if not json_type_ok(snapshot, dict):
+            fail(f"snapshots[{i}] must be an object (one snapshot)")
+        check_fields(snapshot, GROKKING_SNAPSHOT_TYPES, f"snapshots[{i}]", fail)
         if snapshot["step"] not in logged:
             fail(f"snapshots[{i}] is at step {snapshot['step']}, which the history does not log")
         power = snapshot["embedding_fourier_power"]
-        if len(power) != p // 2 + 1 or abs(sum(power) - 1.0) > 1e-4:
+        if (len(power) != p // 2 + 1 or not all(json_type_ok(x, NUMBER) for x in power)
+                or abs(sum(power) - 1.0) > 1e-4):
             fail(f"snapshots[{i}].embedding_fourier_power must hold {p // 2 + 1} shares summing to 1")
         check_grid(snapshot["correct"], f"snapshots[{i}].correct")
     return log
 
 
 def grokking_phase_steps(log: dict) -> GrokkingPhases:
-    """The phase boundaries of a grokking run, derived from its history (issue 4).
+    """The phase boundaries of a grokking run, derived from its history.
 
     Returns
     -------
@@ -449,3 +620,4 @@ def grokking_snapshot(log: dict, step: int) -> dict:
         if snapshot["step"] == step:
             return snapshot
     raise KeyError(f"no snapshot at step {step}; snapshots: {[s['step'] for s in log['snapshots']]}")
+

@@ -216,6 +216,30 @@ def test_malformed_snapshots_and_grids(good_copy):
         expect_error(path, command, fragment)
 
 
+def test_values_of_the_wrong_type_give_a_run_log_error(good_copy):
+    """Not a TypeError from a comparison deep inside a scene: the loader names the key and what it should be."""
+    path, log, command = good_copy
+    original = json.dumps(log)
+    cases = [
+        (lambda lg: lg.update(provenance=None), "'provenance' must be an object, not null"),
+        (lambda lg: lg["provenance"].update(device=None), "provenance.device must be a string"),
+        (lambda lg: lg["history"][5].update(test_acc="0.5"), 'history[5].test_acc must be a number, not "0.5"'),
+        (lambda lg: lg["history"].__setitem__(2, [1, 0.5]), "history[2] must be an object"),
+        (lambda lg: lg["config"].update(p="59"), "config.p must be an integer"),
+        (lambda lg: lg.update(split=[]), "'split' must be an object"),
+        (lambda lg: lg.update(snapshots={"0": {}}), "'snapshots' must be a list"),
+        (lambda lg: lg["snapshots"].__setitem__(0, "step 0"), "snapshots[0] must be an object"),
+        (lambda lg: lg["snapshots"][1].update(step="100"), "snapshots[1].step must be an integer"),
+        (lambda lg: lg["snapshots"][0]["embedding_fourier_power"].__setitem__(0, "x"), "embedding_fourier_power"),
+        (lambda lg: lg["config"].update(p=1), "config.p must be at least 2"),
+    ]
+    for corrupt, fragment in cases:
+        log = json.loads(original)
+        corrupt(log)
+        rewrite(path, log)
+        expect_error(path, command, fragment)
+
+
 @pytest.mark.parametrize("device, short", [
     ("NVIDIA H100 80GB HBM3", "NVIDIA H100"),
     ("NVIDIA GeForce RTX 4090", "NVIDIA RTX 4090"),

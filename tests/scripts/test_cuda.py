@@ -43,6 +43,7 @@ def test_grokking_on_cuda_is_deterministic_resumes_exactly_and_names_the_gpu(tmp
     assert train(TINY, out, device="cuda", checkpoint=checkpoint, stop_after=77, progress=False) is None
     resumed = train(TINY, out, device="cuda", checkpoint=checkpoint, progress=False)
     assert comparable(resumed) == comparable(log)
+    assert [(s["step"], s["device"]) for s in resumed["provenance"]["resumed"]] == [(77, provenance["device"])]
 
 
 def test_grokking_on_cuda_starts_where_the_cpu_run_starts_and_memorises_too(tmp_path):
@@ -60,7 +61,7 @@ def test_grokking_sweep_on_cuda_matches_single_runs(tmp_path):
     configs = sweep_configs(base, seeds=(0, 1), weight_decays=(1.0, 0.0))
     logs = train_sweep(configs, tmp_path, device="cuda", progress=False)
     for config, log in zip(configs, logs):
-        single = train(config, tmp_path / "single.json", device="cuda", progress=False)
+        single = train(config, tmp_path / "single.json", device="cuda", progress=False, force=True)
         assert log["split"] == single["split"]
         for stacked, alone in zip(log["history"], single["history"]):
             assert stacked["step"] == alone["step"]
@@ -79,11 +80,12 @@ def test_moe_on_cuda_is_deterministic_resumes_exactly_and_names_the_gpu(tmp_path
     assert again["history"] == reference["history"]
 
     real_sample = train_moe.sample_tokens
+    stop_seed = train_moe.stream_seed(cfg.seed, "batch", 27)
 
-    def interrupted(cfg_, task, n_tokens, stream_seed):
-        if stream_seed == 27:  # the training stream's seed is the step for seed 0
+    def interrupted(cfg_, task, n_tokens, seed):
+        if seed == stop_seed:
             raise KeyboardInterrupt
-        return real_sample(cfg_, task, n_tokens, stream_seed)
+        return real_sample(cfg_, task, n_tokens, seed)
 
     monkeypatch.setattr(train_moe, "sample_tokens", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -91,4 +93,5 @@ def test_moe_on_cuda_is_deterministic_resumes_exactly_and_names_the_gpu(tmp_path
     monkeypatch.setattr(train_moe, "sample_tokens", real_sample)
     resumed = json.loads(train_moe.train(cfg, "resumed", device="cuda", progress=False).read_text())
     assert resumed["history"] == reference["history"]
+    assert [s["step"] for s in resumed["provenance"]["resumed"]] == [20]
     load_moe_run(tmp_path / "runs" / "resumed.json")

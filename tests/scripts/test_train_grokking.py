@@ -1,4 +1,5 @@
-"""The grokking trainer (scripts/train_grokking.py): determinism, exact resume, the log it writes, its measurements."""
+"""The grokking trainer (scripts/train_grokking.py): determinism, exact resume (and the provenance it records), no
+silent overwrite of a finished log, option validation, the log it writes, its measurements."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from scripts.train_grokking import (
     train_mask,
     train_sweep,
 )
-from shared.runs import grokking_grid, grokking_phase_steps, load_grokking_run
+from shared.runs import RunExistsError, grokking_grid, grokking_phase_steps, load_grokking_run
 
 # Tiny but real: p = 11 memorises its 60 training pairs within a few hundred full-batch steps on a CPU.
 TINY = GrokkingConfig(p=11, steps=240, embed_dim=16, hidden=32, lr=3e-3, log_every=20, snapshot_steps=(0, 100, 240))
@@ -86,6 +87,42 @@ def test_resume_gives_the_same_log_as_an_uninterrupted_run(tiny_log, tmp_path):
     assert comparable(resumed) == comparable(uninterrupted)
     assert comparable(json.loads(out.read_text())) == comparable(uninterrupted)
     assert not checkpoint.exists()  # a finished run leaves no checkpoint behind
+    # provenance (shared/runs.py): where it started, and one record per session that resumed it
+    sessions = load_grokking_run(out)["provenance"]["resumed"]
+    assert [s["step"] for s in sessions] == [77, 100] and uninterrupted["provenance"]["resumed"] == []
+    assert all(s["device"] == resumed["provenance"]["device"] for s in sessions)  # no "+ resumed on" suffix
+
+
+def test_a_finished_log_is_overwritten_only_with_force(tiny_log, tmp_path):
+    out, checkpoint = tmp_path / "tiny.json", tmp_path / "ckpt.pt"
+    out.write_text('{"kept": true}')
+    with pytest.raises(RunExistsError, match="--force") as err:
+        train(TINY, out, device="cpu", threads=1, progress=False)
+    assert str(out) in str(err.value) and json.loads(out.read_text()) == {"kept": True}
+    args = ["--p", "11", "--steps", "240", "--embed-dim", "16", "--hidden", "32", "--lr", "0.003", "--log-every", "20",
+            "--snapshot-steps", "0,100,240", "--name", "tiny", "--out-dir", str(tmp_path), "--device", "cpu",
+            "--threads", "1", "--no-checkpoint", "--quiet"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0 and str(out) in result.output and "--force" in result.output
+    assert json.loads(out.read_text()) == {"kept": True}
+    # with --force it trains; interrupted, the run resumes into the same file without --force (its checkpoint says
+    # it is unfinished)
+    assert train(TINY, out, device="cpu", threads=1, checkpoint=checkpoint, stop_after=77, progress=False,
+                 force=True) is None
+    resumed = train(TINY, out, device="cpu", threads=1, checkpoint=checkpoint, progress=False)
+    assert comparable(resumed) == comparable(tiny_log[1]) == comparable(load_grokking_run(out))
+    result = CliRunner().invoke(main, [*args, "--force"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_sweep_refuses_to_overwrite_finished_logs(tmp_path):
+    base = GrokkingConfig(p=7, steps=10, embed_dim=4, hidden=8, log_every=5)
+    configs = sweep_configs(base, seeds=(0, 1))
+    (tmp_path / "add_p7_wd1_seed1.json").write_text("{}")
+    with pytest.raises(RunExistsError, match="add_p7_wd1_seed1.json"):
+        train_sweep(configs, tmp_path, device="cpu", progress=False, threads=1)
+    assert not (tmp_path / "add_p7_wd1_seed0.json").exists()
+    assert len(train_sweep(configs, tmp_path, device="cpu", progress=False, threads=1, force=True)) == 2
 
 
 def test_a_checkpoint_resumes_into_a_longer_run_exactly(tiny_log, tmp_path):
@@ -124,9 +161,25 @@ def test_cli_writes_the_log_and_records_its_command(tmp_path):
     assert log["config"]["weight_decay"] == 0.5 and log["history"][-1]["step"] == 30
 
 
-def test_cli_rejects_bad_options(tmp_path):
-    result = CliRunner().invoke(main, ["--train-fraction", "1.5", "--out-dir", str(tmp_path), "--no-checkpoint"])
-    assert result.exit_code != 0 and "train_fraction" in result.output
+@pytest.mark.parametrize("args, message", [
+    (["--train-fraction", "1.5"], "train_fraction must be in (0, 1)"),
+    (["--p", "7", "--train-fraction", "0.001"], "leaves no training pair"),
+    (["--model", "transformer", "--n-heads", "0"], "n_heads must be ≥ 1"),
+    (["--hidden", "0"], "hidden must be ≥ 1"),
+    (["--lr", "0"], "AdamW needs lr > 0"),
+    (["--beta2", "1"], "beta2 < 1"),
+    (["--weight-decay", "-1"], "weight_decay ≥ 0"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
+    (["--threads", "0"], "--threads must be at least 1"),
+    (["--stop-after", "0"], "--stop-after must be at least 1"),
+    (["--stop-after", "5", "--no-checkpoint"], "--stop-after needs a checkpoint"),
+    (["--name", "a/b"], "--name must be a plain file name"),
+])
+def test_cli_rejects_bad_options_before_any_work(tmp_path, args, message):
+    result = CliRunner().invoke(main, [*args, "--out-dir", str(tmp_path / "out"), "--checkpoint",
+                                       str(tmp_path / "c.pt"), "--device", "cpu", "--quiet"])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "c.pt").exists()
 
 
 def test_command_line_round_trips_defaults_and_names():
@@ -197,7 +250,7 @@ def test_sweep_trains_each_run_as_a_single_run_would(tmp_path):
     assert [(c.seed, c.weight_decay) for c in configs] == [(0, 0.5), (1, 0.5)]
     logs = train_sweep(configs, tmp_path, device="cpu", progress=False, threads=1)
     for config, log in zip(configs, logs):
-        single = train(config, tmp_path / "single.json", device="cpu", progress=False, threads=1)
+        single = train(config, tmp_path / "single.json", device="cpu", progress=False, threads=1, force=True)
         assert load_grokking_run(tmp_path / f"{config.default_name()}.json")["config"] == single["config"]
         assert log["split"] == single["split"]  # same split and same initialisation as the single run
         assert log["history"][0] == single["history"][0]
