@@ -11,9 +11,9 @@ the object.
 
 Run it as ``python -m scripts.train_translator`` (or ``explainer train-translator``); ``media/runs/translator/
 README.md`` has the exact command of the committed run. One CPU thread by default (``--threads``): the model is tiny
-and the machine is shared. Deterministic for a seed: the initial weights come from the seed and the batch of step s
-from a generator seeded by (seed, s), so a run resumed from its checkpoint (``--checkpoint``, saved every
-``--checkpoint-every`` steps) writes the same log as an uninterrupted one.
+and the machine is shared. Deterministic for a seed: the initial weights come from the seed, and the batch and the
+dropout masks of step s from generators seeded by (seed, s) (``STREAMS``), so a run resumed from its checkpoint
+(``--checkpoint``, saved every ``--checkpoint-every`` steps) writes the same log as an uninterrupted one.
 
 The log holds ``config``, ``provenance``, ``history`` (train loss, test loss, test token accuracy and exact match
 every ``log_every`` steps), ``metrics`` (the final ones, plus the cross-attention alignment score), ``vocab``,
@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,18 +45,30 @@ from shared.math.tiny_transformer import (
     EOS,
     NORM_POSITIONS,
     TinyTransformerConfig,
+    config_from_dict,
     count_parameters,
     init_weights,
     sinusoidal_positional_encoding,
     weights_from_arrays,
     weights_to_arrays,
 )
-from shared.runs import ROOT, pick_device, start_provenance, write_run_log
+from shared.runs import (
+    ROOT,
+    deterministic_torch,
+    pick_device,
+    refuse_overwrite,
+    resume_provenance,
+    start_provenance,
+    write_run_log,
+)
 
 TRANSLATOR_DIR = ROOT / "media" / "runs" / "translator"
 CHECKPOINT_DIR = ROOT / "media" / "checkpoints" / "translator"  # ignored by git (only media/runs/ is committed)
 DEFAULT_NAME = "zh_en"
-BATCH_SEED_OFFSET = 1_000_003  # the batch of step s is drawn with seed · offset + s, apart from the init's seed
+# The random streams of a run besides the initial weights (tiny_transformer.init_weights draws them from
+# numpy.random.default_rng(seed)). Each step's batch and dropout masks get their own seed from numpy's
+# SeedSequence(seed, spawn_key=(purpose, step)): distinct keys give independent streams, never one seed for two uses.
+STREAMS = {"batch": 0, "dropout": 1}
 MAX_POSITIONS = 64  # rows of the positional table; sentences here have at most 13 tokens
 SIGNIFICANT_DIGITS = 6
 
@@ -102,12 +113,9 @@ class TranslatorTrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     def model_config(self) -> TinyTransformerConfig:
-        """The numpy model's config, with the corpus's vocabularies (seed = the init's seed)."""
-        return TinyTransformerConfig(
-            d_model=self.d_model, n_heads=self.n_heads, ffn_multiplier=self.ffn_multiplier,
-            n_encoder_layers=self.n_encoder_layers, n_decoder_layers=self.n_decoder_layers,
-            norm_position=self.norm_position, seed=self.seed, source_vocab=SOURCE_VOCAB, target_vocab=TARGET_VOCAB,
-        )  # fmt: skip
+        """The numpy model's config: the fields named as its own (d_model ... norm_position, and seed for the initial
+        weights), with the corpus's vocabularies. ``shared.runs.load_translator`` builds it the same way."""
+        return config_from_dict(dataclasses.asdict(self), source_vocab=SOURCE_VOCAB, target_vocab=TARGET_VOCAB)
 
 
 # --- the model -----------------------------------------------------------------------------------------------------
@@ -258,9 +266,15 @@ class Batches:
         return Batches(self.source[index], self.decoder_input[index], self.decoder_target[index], self.alignment[index])
 
 
+def stream_seed(seed: int, purpose: str, step: int) -> int:
+    """The torch seed (64 bits) of one step's ``purpose`` stream (a key of :data:`STREAMS`) in the run with ``seed``.
+    References: ``numpy.random.SeedSequence`` (spawn keys); ``scripts/train_moe.py`` seeds its streams the same way."""
+    return int(np.random.SeedSequence(seed, spawn_key=(STREAMS[purpose], step)).generate_state(1, np.uint64)[0])
+
+
 def batch_index(cfg: TranslatorTrainConfig, step: int) -> torch.Tensor:
-    """The train sentences of step ``step`` (with replacement), from a generator seeded by (seed, step)."""
-    generator = torch.Generator().manual_seed(cfg.seed * BATCH_SEED_OFFSET + step)
+    """The train sentences of step ``step`` (drawn with replacement) from the step's own "batch" stream."""
+    generator = torch.Generator().manual_seed(stream_seed(cfg.seed, "batch", step))
     return torch.randint(cfg.n_train, (cfg.batch_size,), generator=generator)
 
 
@@ -363,41 +377,30 @@ def train(
     threads
         CPU threads for torch (recorded in the provenance: another count may round sums differently).
     force
-        Start over an existing log or weights file (a finished run); without it the run refuses before training.
-        Resuming from a checkpoint needs no flag: starting that run was allowed.
+        Start over an existing log or weights file (a finished run); without it the run refuses before training
+        (:func:`shared.runs.refuse_overwrite`). Resuming from a checkpoint needs no flag: starting that run was.
     """
     out_path = Path(out_path)
-    existing = [p for p in (out_path, weights_path(out_path)) if p.exists()]
     resuming = checkpoint is not None and Path(checkpoint).exists()
-    if existing and not (force or resuming):
-        raise click.UsageError(f"{', '.join(map(str, existing))} already exist(s); pass --force to overwrite "
-                               "(a committed run is replaced only on purpose), or choose another --name.")  # fmt: skip
+    refuse_overwrite([out_path, weights_path(out_path)], resuming=resuming, force=force)
     if stop_after is not None and checkpoint is None:
         raise click.UsageError("--stop-after needs a checkpoint to stop into")
-    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-              torch.is_deterministic_algorithms_warn_only_enabled())  # fmt: skip
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     device = pick_device(device)
-    try:
-        # each step reseeds torch's global RNG (dropout masks): keep the caller's RNG state out of it
-        with torch.random.fork_rng(devices=[] if device == "cpu" else [torch.device(device).index or 0]):
-            return _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads)
-    finally:  # restore the caller's global torch settings
-        torch.set_num_threads(before[0])
-        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+    cuda_devices = [] if device == "cpu" else [torch.device(device).index or 0]
+    # each step reseeds torch's global RNG (dropout masks): fork it, so the caller's RNG state is left alone
+    with deterministic_torch(threads), torch.random.fork_rng(devices=cuda_devices):
+        return _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads)
 
 
 def _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads):
-    if device != "cpu":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (PyTorch "Reproducibility")
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     config = dataclasses.asdict(cfg)
     corpus = build_corpus(cfg.n_train, cfg.n_test, cfg.corpus_seed)
     model_config = cfg.model_config()
     model = TorchTranslator.initial(model_config, dropout=cfg.dropout).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    train_data, test_data = Batches.of(corpus.train, model_config, device), Batches.of(corpus.test, model_config, device)
+    train_data = Batches.of(corpus.train, model_config, device)
+    test_data = Batches.of(corpus.test, model_config, device)
     pad = model_config.target_vocab.index(PAD)
 
     step, history, window = 0, [], []  # window: train losses since the last record
@@ -411,10 +414,7 @@ def _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, prog
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, history, window = state["step"], state["history"], state["window"]
-        provenance, wall_before = state["provenance"], state["wall_seconds"]
-        here = start_provenance(device)["device"]
-        if here not in provenance["device"].split(" + resumed on "):
-            provenance["device"] += f" + resumed on {here}"
+        provenance, wall_before = resume_provenance(state["provenance"], device, step), state["wall_seconds"]
     started = time.perf_counter()
 
     def wall() -> float:
@@ -435,7 +435,9 @@ def _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, prog
         window.clear()
         return record
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    )
 
     columns = [TextColumn(out_path.stem), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]  # fmt: skip
@@ -449,7 +451,7 @@ def _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, prog
                 return None
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step)
-            torch.manual_seed(cfg.seed * BATCH_SEED_OFFSET + step)  # this step's dropout masks
+            torch.manual_seed(stream_seed(cfg.seed, "dropout", step))  # this step's dropout masks
             batch = train_data.take(batch_index(cfg, step).to(device))
             logits, _ = model(batch.source, batch.decoder_input)
             loss = F.cross_entropy(logits.flatten(0, 1), batch.decoder_target.flatten(), ignore_index=pad)

@@ -621,3 +621,117 @@ def grokking_snapshot(log: dict, step: int) -> dict:
             return snapshot
     raise KeyError(f"no snapshot at step {step}; snapshots: {[s['step'] for s in log['snapshots']]}")
 
+
+
+# --- tiny translator (scripts/train_translator.py → media/runs/translator/NAME.json + NAME.npz) ---------------------
+
+TRANSLATOR_RUNS_DIR = RUNS_DIR / "translator"
+# The exact command that wrote each committed translator run (also in media/runs/translator/README.md and in the log's
+# "command"); add --force to replace a committed run.
+TRANSLATOR_COMMANDS = {"zh_en": "python -m scripts.train_translator"}
+TRANSLATOR_REQUIRED = {
+    "top": {"command": str, "metrics": dict, "vocab": dict, "weights": dict, "test_split": list},
+    "config": {"corpus_seed": int, "n_train": int, "n_test": int, "d_model": int, "n_heads": int,
+               "ffn_multiplier": int, "n_encoder_layers": int, "n_decoder_layers": int, "norm_position": str,
+               "seed": int, "steps": int},
+    "history": {"step": int, "train_loss": (*NUMBER, None), "test_loss": NUMBER, "test_token_accuracy": NUMBER,
+                "test_exact_match": NUMBER, "test_alignment_accuracy": NUMBER},
+}  # fmt: skip
+TRANSLATOR_METRICS = {"n_parameters": int, "test_exact_match": NUMBER, "test_token_accuracy": NUMBER,
+                      "test_alignment_accuracy": NUMBER}  # fmt: skip
+
+
+class TranslatorRun(NamedTuple):
+    """A trained translator: the numpy model and its run log.
+
+    ``model`` is a :class:`shared.math.tiny_transformer.Translator`: ``model.translate(source_tokens)`` (greedy),
+    ``model.decode(source_tokens, top_k)`` (one step per token written, with the top-k tokens and probabilities),
+    ``model.activations(source_tokens, target_prefix)`` (every intermediate of one forward pass). ``log`` holds
+    ``config``, ``provenance``, ``history``, ``metrics``, ``vocab``, ``weights`` and ``test_split``.
+    """
+
+    model: Any
+    log: dict
+
+    @property
+    def metrics(self) -> dict:
+        """Final test exact match, token accuracy, cross-attention alignment score, parameter count..."""
+        return self.log["metrics"]
+
+    @property
+    def test_split(self) -> list:
+        """The held-out pairs as :class:`shared.corpus.SentencePair` (source, target, alignment)."""
+        from shared.corpus import SentencePair
+
+        return [SentencePair.from_dict(d) for d in self.log["test_split"]]
+
+
+def translator_run_path(path_or_name: str | Path = "zh_en") -> Path:
+    """``"zh_en"`` → ``media/runs/translator/zh_en.json``; a path (with a folder or ``.json``) is taken as it is."""
+    return named_run_path(TRANSLATOR_RUNS_DIR, path_or_name)
+
+
+def translator_regenerate_command(path_or_name: str | Path = "zh_en") -> str:
+    """The command that writes this translator run (for a name not committed: the trainer with that name)."""
+    return regenerate_command(TRANSLATOR_COMMANDS, "scripts.train_translator", translator_run_path(path_or_name))
+
+
+def load_translator(path_or_name: str | Path = "zh_en") -> TranslatorRun:
+    """Load a run of ``scripts/train_translator.py``: its log and its weights as the numpy model.
+
+    Beyond :func:`load_run_log`'s checks (keys and their types): the weights file the log names exists, has the
+    sha256 the log records and fits the model the config describes; the vocabularies are lists of tokens; every
+    test pair's tokens are in them and its alignment has one entry per target token, each a source index or null.
+
+    Example
+    -------
+    >>> run = load_translator()
+    >>> run.model.translate(("我", "昨天", "在", "北京", "看", "了", "一", "本", "书"))
+    ('I', 'read', 'a', 'book', 'in', 'Beijing', 'yesterday')
+    >>> steps = run.model.decode(("我", "在", "吃", "一", "个", "苹果"), top_k=3)  # .top_tokens, .top_probabilities
+    >>> acts = run.model.activations(("我", "在", "吃", "一", "个", "苹果"), ("I", "am"))  # every intermediate
+
+    Raises
+    ------
+    RunLogError
+        Naming the file at fault and the command that regenerates the run.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from shared.math.tiny_transformer import Translator, config_from_dict, weights_from_arrays
+
+    path = translator_run_path(path_or_name)
+    regenerate = translator_regenerate_command(path)
+    log = load_run_log(path, regenerate=regenerate, required=TRANSLATOR_REQUIRED)
+    fail = _failer(path, regenerate)
+    vocab, weights = log["vocab"], log["weights"]
+    check_fields(log["metrics"], TRANSLATOR_METRICS, "metrics", fail)
+    check_fields(weights, {"file": str, "sha256": str}, "weights", fail)
+    check_fields(vocab, {"source": list, "target": list}, "vocab", fail)
+    if not all(isinstance(t, str) for t in vocab["source"] + vocab["target"]):
+        fail("vocab.source and vocab.target must list tokens (strings)")
+    source_vocab, target_vocab = set(vocab["source"]), set(vocab["target"])
+    for i, pair in enumerate(log["test_split"]):
+        if not json_type_ok(pair, dict):
+            fail(f"test_split[{i}] must be an object (one sentence pair)")
+        check_fields(pair, {"source": list, "target": list, "alignment": list}, f"test_split[{i}]", fail)
+        if not set(pair["source"]) <= source_vocab or not set(pair["target"]) <= target_vocab:
+            fail(f"test_split[{i}] holds tokens that are not in the vocab")
+        if len(pair["alignment"]) != len(pair["target"]) or not all(
+            a is None or (json_type_ok(a, int) and 0 <= a < len(pair["source"])) for a in pair["alignment"]
+        ):
+            fail(f"test_split[{i}].alignment must give each target token a source index or null")
+    weights_file = path.parent / weights["file"]
+    if not weights_file.exists():
+        fail(f"its weights file {weights_file} does not exist")
+    if hashlib.sha256(weights_file.read_bytes()).hexdigest() != weights["sha256"]:
+        fail(f"{weights_file} is not the weights file it was written with (sha256 differs)")
+    try:
+        config = config_from_dict(log["config"], source_vocab=vocab["source"], target_vocab=vocab["target"])
+        with np.load(weights_file) as arrays:
+            model = Translator(config, weights_from_arrays(config, arrays))
+    except ValueError as err:  # a config the model refuses, or weights that do not fit it
+        fail(f"the config and {weights_file} do not make a model ({err})")
+    return TranslatorRun(model, log)

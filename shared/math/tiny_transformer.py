@@ -97,6 +97,13 @@ class TinyTransformerConfig:
         return self.norm_position == "pre" if self.final_norm is None else self.final_norm
 
 
+def config_from_dict(values: dict, **overrides) -> TinyTransformerConfig:
+    """A config from the entries of ``values`` that name its fields (a trainer's config or its JSON log; other
+    entries such as a learning rate are ignored), then ``overrides`` (e.g. the vocabularies)."""
+    names = {f.name for f in fields(TinyTransformerConfig)}
+    return TinyTransformerConfig(**{k: v for k, v in values.items() if k in names} | overrides)
+
+
 # ------------------------------------------------------------------------------------------------------------ weights
 
 
@@ -605,7 +612,8 @@ def weights_from_arrays(config: TinyTransformerConfig, arrays) -> TinyTransforme
     for name, owner, attribute in slots:
         array = np.asarray(arrays[name], dtype=np.float64)
         if array.shape != getattr(owner, attribute).shape:
-            raise ValueError(f"weight {name} has shape {array.shape}, the config needs {getattr(owner, attribute).shape}")
+            needed = getattr(owner, attribute).shape
+            raise ValueError(f"weight {name} has shape {array.shape}, the config needs {needed}")
         setattr(owner, attribute, array)
     return weights
 
@@ -657,7 +665,8 @@ class Translator:
             probabilities = self.activations(source_tokens, prefix).probabilities[-1]
             order = np.argsort(-probabilities, kind="stable")[:top_k]
             top = tuple(vocab[i] for i in order)
-            steps.append(DecodingStep(prefix, probabilities, top, tuple(float(p) for p in probabilities[order]), top[0]))
+            top_probabilities = tuple(float(p) for p in probabilities[order])
+            steps.append(DecodingStep(prefix, probabilities, top, top_probabilities, top[0]))
             if top[0] == EOS:
                 break
             prefix += (top[0],)

@@ -18,6 +18,7 @@ from scripts.train_translator import (
     TranslatorTrainConfig,
     command_line,
     main,
+    stream_seed,
     train,
     weights_path,
 )
@@ -139,6 +140,12 @@ def test_resume_gives_the_same_run_as_an_uninterrupted_one(tiny_run, tmp_path, s
     resumed = train(TINY, out, device="cpu", checkpoint=checkpoint, progress=False)
     assert comparable(resumed) == comparable(uninterrupted)
     assert not checkpoint.exists()  # a finished run leaves no checkpoint
+
+
+def test_random_streams_never_share_a_seed():
+    seeds = [stream_seed(seed, purpose, step) for seed in range(3) for purpose in ("batch", "dropout")
+             for step in range(3000)]  # fmt: skip
+    assert len(set(seeds)) == len(seeds)
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
