@@ -110,7 +110,7 @@ def hf_apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> to
 shapes = st.tuples(st.integers(1, 3), st.integers(1, 7), st.sampled_from([2, 4, 6, 8, 16, 64]))
 
 
-# --- (a) against torch -------------------------------------------------------------------------------------------------
+# --- (a) against torch ------------------------------------------------------------------------------------------------
 
 
 @settings(max_examples=60, deadline=None)
@@ -195,7 +195,8 @@ def test_yarn_scales_the_logits_by_the_square_of_the_attention_factor(scale):
     generator = torch.Generator().manual_seed(int(scale))
     q, k = torch.randn(2, 12, dim, generator=generator, dtype=torch.float64)
     positions = torch.arange(12) * 997.0  # far apart, beyond the original context
-    scaled, plain = hf_rotary_cos_sin(inv_freq, positions, attention_scaling), hf_rotary_cos_sin(inv_freq, positions, 1.0)
+    scaled = hf_rotary_cos_sin(inv_freq, positions, attention_scaling)
+    plain = hf_rotary_cos_sin(inv_freq, positions, 1.0)
     logits = hf_apply_rotary(q, *scaled) @ hf_apply_rotary(k, *scaled).T
     logits_plain = hf_apply_rotary(q, *plain) @ hf_apply_rotary(k, *plain).T
     np.testing.assert_allclose(logits.numpy(), yarn_logit_scale(scale) * logits_plain.numpy(), rtol=1e-12)
@@ -235,7 +236,7 @@ def test_without_positions_attention_cannot_see_word_order():
     assert np.abs(with_rope_reversed[::-1] - with_rope).max() > 1e-3
 
 
-# --- (b) properties ----------------------------------------------------------------------------------------------------
+# --- (b) properties ---------------------------------------------------------------------------------------------------
 
 
 @settings(max_examples=80, deadline=None)
