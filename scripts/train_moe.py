@@ -64,7 +64,8 @@ class MoETrainConfig:
     cluster_radius: float = 3.0  # distance of cluster centres from the origin
     cluster_noise: float = 1.0  # std of a token around its cluster centre
     # Length of one vector added to every token, as LLM hidden states share a common direction. It is what makes the
-    # unbalanced router collapse here: with 0.0 the `none` run stays spread over all experts (media/runs/moe/README.md).
+    # unbalanced router collapse here: with 0.0 the `none` run leaves no expert idle, if far from even
+    # (media/runs/moe/README.md).
     input_offset: float = 8.0
     batch_size: int = 256  # tokens per step
     steps: int = 3000
