@@ -18,10 +18,10 @@ Only the chosen sections are drawn, through manim's own public machinery:
 
 Frames for GIFs and covers (kind ``frames``) are encoded losslessly (QuickTime RLE, RGB) and decoded to one PNG per
 frame of the timeline (manim's ``png-sequence`` writes a single file for a held frame, so it cannot give the
-timeline). The worker writes ``out/worker.json``: per section its name, the play count at its start and the wall time
-its code took (probes use it to balance parallel renders); per drawn section its media and frame count; the
-project's Python files the scene imported and the run logs (``media/runs/``) it opened, noted with a Python audit
-hook (``sys.addaudithook``, PEP 578) rather than by replacing ``open``.
+timeline). The worker writes ``out/worker.json``: per section the play counts at its start and end, the wall time
+its code took (probes use it to balance parallel renders) and the run logs (``media/runs/``) the scene had opened by
+its end, noted with a Python audit hook (``sys.addaudithook``, PEP 578) rather than by replacing ``open``; per drawn
+section its media and frame count; the project's Python files the scene imported.
 
 With ``$EXPLAINER_PROGRESS`` set, ``@@progress <frames>`` lines on stdout count the frames drawn so far, after every
 ``play``/``wait`` (the scene's public ``frame_hooks``).

@@ -38,9 +38,10 @@ KINDS = ("probe", "frames", "sections", "movie")
 THEMES = ("dark", "light")
 PROBE_WIDTH = 240  # px; a probe draws one frame, in the aspect it probes
 LOG_TAIL_LINES = 25
-WORKER_START_S = 3.0  # measured: starting Python and importing manim, before the scene's code runs
-# Seconds to draw and encode one megapixel of one frame (measured with scripts/bench_render.py on rope at -qh).
-DRAW_S_PER_MEGAPIXEL = 0.02
+WORKER_START_S = 3.0  # starting Python and importing manim, before the scene's code runs (about 2.5 s measured)
+# CPU seconds to draw and encode one megapixel of one frame: rope at 1920×1080 took 26 ms a frame (9 ms drawing in
+# manim's thread, 17 ms converting to yuv420p and encoding H.264 in its encoder threads).
+DRAW_S_PER_MEGAPIXEL = 0.0125
 
 
 def default_jobs() -> int:

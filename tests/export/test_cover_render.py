@@ -55,6 +55,26 @@ def test_default_cover_shows_the_finished_picture(cli, media):
         assert (np.abs(pixels - background).max(axis=2) > 40).mean() > 0.005, f"{name} cover is an empty stage"
 
 
+def test_no_cover_is_written_unless_both_render(covers, tmp_path, monkeypatch):
+    """If the second (16:10) render fails, the 9:16 cover is not left behind beside an older 16:10 one."""
+    import scripts.export.render
+    from scripts.export import ExportError
+    from scripts.export.cover import make_covers
+
+    real_render, calls = scripts.export.render.render, []
+
+    def failing_second(*args, **kwargs):
+        calls.append(args[0].aspect)
+        if len(calls) == 2:
+            raise ExportError("the 16:9 render failed")
+        return real_render(*args, **kwargs)
+
+    monkeypatch.setattr(scripts.export.render, "render", failing_second)
+    with pytest.raises(ExportError, match="16:9 render failed"):
+        make_covers(str(FIXTURE_SCENE), section="旋转", at=1.0, out_dir=tmp_path)
+    assert calls == ["9:16", "16:9"] and list(tmp_path.iterdir()) == []
+
+
 def test_cover_time_outside_section(cli, media, tmp_path):
     result = cli("cover", FIXTURE_SCENE, "--section", "2", "--at", "9", "--out", tmp_path)
     assert result.exit_code != 0 and "lasts 1.50 s" in result.output
