@@ -345,7 +345,22 @@ def probe(scene: SceneRef, aspect: str = "16:9", console=None) -> dict:
     return record
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _fresh_work_folder(folder: Path) -> Path:
+    """An empty ``<folder>.work-<pid>`` beside the cache folder; work folders of processes that died are removed."""
+    for stale in folder.parent.glob(f"{folder.name}.work-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
     work = folder.with_name(f"{folder.name}.work-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

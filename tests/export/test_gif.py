@@ -291,6 +291,21 @@ def test_only_the_chosen_sections_are_rendered(cli, tmp_path, monkeypatch):
     assert [m["section"] for m in manifests(tmp_path / "gifs")] == ["旋转"]
 
 
+def test_work_folders_of_dead_renders_are_removed(tmp_path, monkeypatch):
+    """A render killed half-way leaves its work folder; the next render of that scene removes it."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv(MEDIA_ENV, str(tmp_path / "media"))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    scene = resolve_scene(str(FIXTURE_SCENE))
+    probe_folder = tmp_path / "media" / "cache" / "export_fixture" / "probe-dark-16x9-240x135-15fps"
+    stale = probe_folder.with_name(f"{probe_folder.name}.work-{dead.stdout.strip()}")
+    (stale / "worker-0").mkdir(parents=True)
+    probe(scene, "16:9")
+    assert probe_folder.is_dir() and not stale.exists()
+
+
 @pytest.mark.slow
 def test_parallel_render_draws_the_serial_frames(media):
     """Three workers, each skipping the sections before its own, draw exactly the frames of one serial render."""
