@@ -735,3 +735,116 @@ def load_translator(path_or_name: str | Path = "zh_en") -> TranslatorRun:
     except ValueError as err:  # a config the model refuses, or weights that do not fit it
         fail(f"the config and {weights_file} do not make a model ({err})")
     return TranslatorRun(model, log)
+
+
+# --- quantization runs (scripts/quantize_translator.py → media/runs/quant/NAME.json) -------------------------------
+
+QUANT_RUNS_DIR = RUNS_DIR / "quant"
+# The exact command that wrote each committed quantization log (also in media/runs/quant/README.md and the log's
+# "command"); add --force to replace it.
+QUANT_COMMANDS = {"translator": "python -m scripts.quantize_translator"}
+QUANT_REQUIRED = {
+    "top": {"command": str, "baseline": dict, "parameters": dict, "matrices": dict, "number_line": dict,
+            "outlier": dict, "grids": dict},
+    "config": {"source_run": str, "source_weights_sha256": str, "formats": list, "granularities": list,
+               "group_size": int, "outlier_factor": NUMBER, "n_test": int},
+    "history": {"format": str, "granularity": str, "bits": int, "relative_rms_error": NUMBER,
+                "max_abs_error": NUMBER, "test_exact_match": NUMBER, "test_token_accuracy": NUMBER,
+                "test_loss": NUMBER, "matrices": dict},
+}  # fmt: skip
+QUANT_ACCURACY = {"test_exact_match": NUMBER, "test_token_accuracy": NUMBER, "test_loss": NUMBER}
+
+
+def quant_run_path(path_or_name: str | Path = "translator") -> Path:
+    """``"translator"`` → ``media/runs/quant/translator.json``; a path (with a folder or ``.json``) as it is."""
+    return named_run_path(QUANT_RUNS_DIR, path_or_name)
+
+
+def quant_regenerate_command(path_or_name: str | Path = "translator") -> str:
+    """The command that writes this quantization log (for a name not committed: the script with that name)."""
+    return regenerate_command(QUANT_COMMANDS, "scripts.quantize_translator", quant_run_path(path_or_name))
+
+
+def load_quant_run(path_or_name: str | Path = "translator") -> dict:
+    """Load and validate a log written by ``scripts/quantize_translator.py``.
+
+    Beyond :func:`load_run_log`'s checks (keys and their types): the translator weights it quantized are the
+    committed ones (same sha256 as the translator run's log); ``history`` holds one record per (format, granularity)
+    of the config, each with an error pair (relative RMS, largest absolute) for every matrix of ``matrices``;
+    accuracies lie in [0, 1] and errors are ≥ 0; the number line's codes lie in their range, one per weight; the
+    outlier demo covers every granularity with and without the outlier; each histogram has one count per bin and
+    counts every quantized weight.
+
+    Raises
+    ------
+    RunLogError
+        Naming the file and the command that regenerates it.
+    """
+    path = quant_run_path(path_or_name)
+    regenerate = quant_regenerate_command(path)
+    log = load_run_log(path, regenerate=regenerate, required=QUANT_REQUIRED)
+    fail = _failer(path, regenerate)
+    config = log["config"]
+    source_name = config["source_run"]
+    source = load_run_log(translator_run_path(source_name), translator_regenerate_command(source_name),
+                          required=TRANSLATOR_REQUIRED)  # fmt: skip
+    if source["weights"].get("sha256") != config["source_weights_sha256"]:
+        fail(f"it quantized other weights than the translator run {source_name!r} holds now")
+    check_fields(log["baseline"], QUANT_ACCURACY, "baseline", fail)
+    check_fields(log["parameters"], {"quantized": int, "total": int}, "parameters", fail)
+    matrices = log["matrices"]
+    for name, stats in matrices.items():
+        if not json_type_ok(stats, dict):
+            fail(f"matrices.{name} must be an object")
+        check_fields(stats, {"shape": list, "max_over_std": NUMBER, "excess_kurtosis": NUMBER}, f"matrices.{name}",
+                     fail)  # fmt: skip
+    if sum(s["shape"][0] * s["shape"][1] for s in matrices.values()) != log["parameters"]["quantized"]:
+        fail("the matrices' sizes do not add up to parameters.quantized")
+    expected = [(f, g) for f in config["formats"] for g in config["granularities"]]
+    if [(r["format"], r["granularity"]) for r in log["history"]] != expected:
+        fail("history must hold one record per format and granularity of the config, in that order")
+    for i, record in enumerate([log["baseline"], *log["history"]]):
+        where = "baseline" if i == 0 else f"history[{i - 1}]"
+        if not all(0 <= record[k] <= 1 for k in ("test_exact_match", "test_token_accuracy")):
+            fail(f"{where} has an accuracy outside [0, 1]")
+        if i and (set(record["matrices"]) != set(matrices) or any(
+            not json_type_ok(pair, list) or len(pair) != 2 or not all(json_type_ok(e, NUMBER) and e >= 0 for e in pair)
+            for pair in record["matrices"].values()
+        ) or record["relative_rms_error"] < 0 or record["max_abs_error"] < 0):
+            fail(f"{where} must give every matrix an error pair [relative RMS, largest absolute], both ≥ 0")
+    line = log["number_line"]
+    check_fields(line, {"matrix": str, "channel": int, "weights": list}, "number_line", fail)
+    for bits in ("int8", "int4"):
+        q = line.get(bits)
+        if not json_type_ok(q, dict):
+            fail(f"number_line.{bits} must be an object")
+        check_fields(q, {"scale": NUMBER, "zero_point": int, "qmin": int, "qmax": int, "codes": list,
+                         "unclamped_codes": list, "dequantized": list}, f"number_line.{bits}", fail)  # fmt: skip
+        if not (len(q["codes"]) == len(q["unclamped_codes"]) == len(q["dequantized"]) == len(line["weights"])
+                and all(q["qmin"] <= c <= q["qmax"] for c in q["codes"])):  # fmt: skip
+            fail(f"number_line.{bits} must give every weight a code in [qmin, qmax]")
+    outlier = log["outlier"]
+    check_fields(outlier, {"matrix": str, "channel": int, "input": int, "factor": NUMBER, "value": NUMBER,
+                           "row": list, "bits": int}, "outlier", fail)  # fmt: skip
+    for label in ("with_outlier", "without_outlier"):
+        if not json_type_ok(outlier.get(label), dict) or set(outlier[label]) != set(config["granularities"]):
+            fail(f"outlier.{label} must hold one entry per granularity")
+    grids = log["grids"]
+    check_fields(grids, {"bins": list, "fp4_levels": list, "int4_step": NUMBER, "fp4_finer_below": NUMBER}, "grids",
+                 fail)  # fmt: skip
+    for granularity in config["granularities"]:
+        entry = grids.get(granularity)
+        histogram = entry.get("histogram") if json_type_ok(entry, dict) else None
+        if (not json_type_ok(histogram, list) or len(histogram) != len(grids["bins"]) - 1
+                or sum(histogram) != log["parameters"]["quantized"]):  # fmt: skip
+            fail(f"grids.{granularity}.histogram must count every quantized weight once, one count per bin")
+    return log
+
+
+def quant_setting(log: dict, fmt: str, granularity: str) -> dict:
+    """The history record of one setting (``"int4"``, ``"group"``); KeyError naming the settings logged otherwise."""
+    for record in log["history"]:
+        if (record["format"], record["granularity"]) == (fmt, granularity):
+            return record
+    logged = [(r["format"], r["granularity"]) for r in log["history"]]
+    raise KeyError(f"no setting {fmt} per {granularity}; the log has {logged}")
