@@ -171,8 +171,8 @@ def number_line_row(x: np.ndarray) -> dict:
 def outlier_demo(x: np.ndarray, factor: float, group_size: int) -> dict:
     """A constructed outlier: weight (OUTLIER_CHANNEL, j) of the real matrix ``x``, j where that row's |w| is largest,
     set to ``factor`` × its value. For INT4 per tensor, per channel and per group, with and without it: the scale(s)
-    of the row, the row's codes, how many distinct codes the row's other weights use, and the relative RMS error of
-    the row's other weights and of all the matrix's other weights."""
+    of the row, the row's codes, how many distinct codes the row's other weights and all the matrix's other weights
+    use (per tensor: levels of one grid), and the relative RMS error of both."""
     row = x[OUTLIER_CHANNEL]
     j = int(np.argmax(np.abs(row)))
     stretched = x.copy()
@@ -188,17 +188,17 @@ def outlier_demo(x: np.ndarray, factor: float, group_size: int) -> dict:
         for granularity in GRANULARITIES:
             if granularity == "group":
                 q = quantize_groupwise(matrix, OUTLIER_BITS, group_size)
-                scales, codes, dequantized = q.scales[OUTLIER_CHANNEL], q.codes[OUTLIER_CHANNEL], q.dequantized
+                scales, codes, dequantized = q.scales[OUTLIER_CHANNEL], q.codes, q.dequantized
             else:
                 p = affine_params(matrix, OUTLIER_BITS, symmetric=True, axis=None if granularity == "tensor" else 0)
-                all_codes = quantize_affine(matrix, p.scale, p.zero_point, p.qmin, p.qmax)
-                dequantized = dequantize_affine(all_codes, p.scale, p.zero_point)
+                codes = quantize_affine(matrix, p.scale, p.zero_point, p.qmin, p.qmax)
+                dequantized = dequantize_affine(codes, p.scale, p.zero_point)
                 scales = np.broadcast_to(p.scale, (x.shape[0], 1))[OUTLIER_CHANNEL]
-                codes = all_codes[OUTLIER_CHANNEL]
             out[label][granularity] = {
                 "scales": np.atleast_1d(scales).tolist(),
-                "codes": codes.tolist(),
-                "levels_used_by_row_others": int(np.unique(codes[row_others]).size),
+                "codes": codes[OUTLIER_CHANNEL].tolist(),
+                "codes_used_by_row_others": int(np.unique(codes[OUTLIER_CHANNEL][row_others]).size),
+                "codes_used_by_matrix_others": int(np.unique(codes[others]).size),
                 "row_others_relative_rms_error": errors(dequantized[OUTLIER_CHANNEL][row_others], row[row_others])[0],
                 "matrix_others_relative_rms_error": errors(dequantized[others], x[others])[0],
             }
