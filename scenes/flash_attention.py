@@ -11,26 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from manim import (
-    DOWN,
-    LEFT,
-    RIGHT,
-    UP,
-    Create,
-    DashedLine,
-    FadeOut,
-    Dot,
-    FadeIn,
-    GrowFromEdge,
-    LaggedStart,
-    VGroup,
-)
+from manim import DOWN, LEFT, RIGHT, UP, Create, DashedLine, Dot, FadeIn, FadeOut, GrowFromEdge, LaggedStart, VGroup
 
 from shared import theme
+from shared.layout import Region
 from shared.math.attention import flash_attention, scaled_dot_product_attention
-from shared.mobjects.chart import AxisSpec, Chart
+from shared.mobjects.chart import AxisSpec, Chart, numeric_ticks
 from shared.mobjects.heatmap import ColorScale, Heatmap
-from shared.scene import ExplainerScene
+from shared.numbers import fill, num, term
+from shared.scene import ExplainerScene, crossfade
 from shared.text import formula, zh
 
 
@@ -44,7 +33,7 @@ class FlashConfig:
     seed: int = 0  # q, k, v ~ N(0, 1)
     target_alpha: float = 0.5  # show the query whose tile-2 rescale α is closest to this: visible, not total
     long_context: int = 32768  # n for the memory of a full score matrix
-    bytes_per_score: int = 2  # fp16
+    score_dtype: str = "float16"  # what one stored score costs (numpy dtype name)
     number_format: str = "{:.2f}"
 
 
@@ -52,21 +41,31 @@ CFG = FlashConfig()
 GIB = 2**30
 
 
-def fmt_tiny(x: float) -> str:
-    """A difference that should be ~0: "2e-16", or "0" when it is exactly 0."""
-    return "0" if x == 0 else f"{x:.0e}"
+def tiny_format(x: float) -> str:
+    """The format for a difference that should be ~0: "2e−16", or "0" when it is exactly 0."""
+    return "{:g}" if x == 0 else "{:.0e}"
 
 
-def pick_query_row(trace, target_alpha: float) -> int:
-    """A query whose running max rises at tile 2 and then stays (α < 1, then α = 1: both cases of the merge on one
-    row), with the tile-2 α closest to ``target_alpha``. Falls back to row 0."""
+def pick_query_row(trace) -> int:
+    """A query whose running max rises at tile 2 and not at the last tile (α < 1, then α = 1: both cases of the merge
+    on one row, as the captions say), with the tile-2 α closest to ``CFG.target_alpha``.
+
+    Raises
+    ------
+    ValueError
+        When there are fewer than 3 tiles or no query has both properties: the captions would be false. The message
+        names the ``FlashConfig`` fields to change.
+    """
     if len(trace) < 3:
-        return 0
-    alpha2 = trace[1]["alpha"]
-    candidates = np.flatnonzero((alpha2 < 1) & (trace[2]["alpha"] == 1))
+        raise ValueError(f"FlashConfig gives {len(trace)} tiles (length {CFG.length}, block_size {CFG.block_size}); "
+                         f"the explainer needs at least 3: raise length or lower block_size.")
+    alpha2, alpha_last = trace[1]["alpha"], trace[-1]["alpha"]
+    candidates = np.flatnonzero((alpha2 < 1) & (alpha_last == 1))
     if not candidates.size:
-        return 0
-    return int(candidates[np.argmin(np.abs(alpha2[candidates] - target_alpha))])
+        raise ValueError(f"No query of FlashConfig(seed={CFG.seed}, length={CFG.length}, head_dim={CFG.head_dim}, "
+                         f"block_size={CFG.block_size}) has its running max rise at tile 2 and stay at the last tile; "
+                         f"try another seed.")
+    return int(candidates[np.argmin(np.abs(alpha2[candidates] - CFG.target_alpha))])
 
 
 class FlashAttentionTiles(ExplainerScene):
@@ -77,8 +76,7 @@ class FlashAttentionTiles(ExplainerScene):
         self.q, self.k, self.v = rng.standard_normal((3, CFG.length, CFG.head_dim))  # each [n, d]
         self.out, self.trace = flash_attention(self.q, self.k, self.v, block_size=CFG.block_size, return_trace=True)
         self.plain_out, self.plain_weights = scaled_dot_product_attention(self.q, self.k, self.v)
-        self.row = pick_query_row(self.trace, CFG.target_alpha)
-        self.show_number("query_row", self.row)
+        self.row = pick_query_row(self.trace)
         self.full_matrix()
         self.tile_by_tile()
         self.merge()
@@ -93,56 +91,68 @@ class FlashAttentionTiles(ExplainerScene):
         pal = self.palette
         return [pal.series[b % len(pal.series)] for b in range(self.n_blocks)]
 
-    def row_scores(self) -> np.ndarray:
-        """The chosen query's scaled scores, tile after tile: [n]."""
-        return np.concatenate([t["scores"][self.row] for t in self.trace])
+    @property
+    def stacked(self) -> bool:
+        """Tiles one under another (portrait, and square frames where a row of n cells would be too narrow for
+        their numbers), else side by side."""
+        figure = self.layout.figure
+        return figure.width < 2 * figure.height
 
-    def strip_layout(self, values):
-        """The query's scores as a strip: 1 × n in landscape, one tile per row in portrait."""
-        if self.is_portrait:
-            return values.reshape(self.n_blocks, CFG.block_size)
-        return values[None, :]
+    def query_label(self) -> str:
+        return f"q{num('query_number', self.row + 1)}"
 
-    def block_cells(self, b: int) -> dict:
-        """Which cells of the strip hold tile ``b`` (for outlines)."""
-        keys = range(b * CFG.block_size, min((b + 1) * CFG.block_size, CFG.length))
-        if self.is_portrait:
-            return {"rows": [b], "cols": range(len(keys))}
-        return {"rows": [0], "cols": keys}
+    def tile_label(self, b: int) -> str:
+        return f"块 {num('tile', b + 1)}"
 
     def build_stage(self):
-        """Strip of scores (hidden until revealed), the exp bar chart and the readout area, laid out per aspect."""
+        """The query's scores, one heatmap per tile (hidden until revealed), in a row or stacked; below them the exp
+        bar chart and, right of it, the readout area."""
         pal = self.palette
-        scores = self.row_scores()
         figure = self.layout.figure
-        if self.is_portrait:
-            strip_area, chart_area, readout_area = figure.rows([0.32, 0.5, 0.18], gap=0.25)
-        else:
-            strip_area, lower = figure.rows([0.3, 0.7], gap=0.3)
-            chart_area, readout_area = lower.cols([0.62, 0.38], gap=0.5)
-        row_labels = [f"块 {b + 1}" for b in range(self.n_blocks)] if self.is_portrait else [f"q{self.row + 1}"]
-        hidden = np.full_like(self.strip_layout(scores), -np.inf)
-        max_cell = (1.4, 0.62) if self.is_portrait else (1.05, 0.62)  # portrait: 4 cells a row, room to spare
-        strip = Heatmap(hidden, ColorScale.diverging(scores), region=strip_area, max_cell=max_cell,
-                        numbers=CFG.number_format, number_role="small", row_labels=row_labels, label_role="label",
-                        masked_color=pal.panel)  # tiles not computed yet: empty cells
-        strip_area.place(strip)
+        scores = np.concatenate([t["scores"][self.row] for t in self.trace])
+        scale = ColorScale.diverging(scores)
+        # Cell numbers in the smallest role that still reads at 14 CSS px in this aspect: they are what the section
+        # is about (small in 16:9 and 9:16, body-sized in an article GIF or a square post).
+        number_role = next((r for r in ("small", "label") if self.layout.css_px(self.layout.text_em(r)) >= 14),
+                           "body")
+        strip_area = figure.rows([0.3, 0.7])[0]
+        if self.stacked:
+            slots = strip_area.rows(self.n_blocks, gap=0.08)
+        else:  # the upper part holds the tile names
+            slots = strip_area.rows([0.35, 0.65], gap=0.05)[1].cols(self.n_blocks, gap=0.15)
+        tiles = VGroup()
+        for b, (t, slot) in enumerate(zip(self.trace, slots)):
+            labels = [self.tile_label(b)] if self.stacked else ([self.query_label()] if b == 0 else [])
+            hidden = np.full((1, t["stop"] - t["start"]), -np.inf)  # not computed yet: empty cells
+            tile = Heatmap(hidden, scale, region=slot, max_cell=(1.6, 0.8), numbers=CFG.number_format,
+                           name=f"tile_{b + 1}_scores", number_role=number_role, row_labels=labels,
+                           label_role="label", masked_color=pal.panel)
+            if self.stacked:
+                tile.row_labels[0].set_color(self.block_colors()[b])
+            tile.target = t["scores"][self.row][None, :]
+            tiles.add(tile)
         tags = VGroup()
-        if not self.is_portrait:  # tile names over the strip
-            for b, color in enumerate(self.block_colors()):
-                cells = VGroup(*(strip.cell(0, j) for j in self.block_cells(b)["cols"]))
-                tags.add(zh(f"块 {b + 1}", "label", color=color).next_to(cells, UP, buff=0.12))
+        if self.stacked:
+            tiles.arrange(DOWN, buff=0.12, aligned_edge=RIGHT)
+            header = zh(f"{self.query_label()} 的分数 s", "label", color=pal.muted)
+            strip = VGroup(header, tiles).arrange(DOWN, buff=0.2, aligned_edge=LEFT)
+            figure.place(strip, align="top")
         else:
-            for b, color in enumerate(self.block_colors()):
-                strip.row_labels[b].set_color(color)
+            tiles.arrange(RIGHT, buff=0.15, aligned_edge=DOWN)
+            strip_area.place(tiles, align="bottom")
+            for b, tile in enumerate(tiles):  # tile names over the tiles
+                tags.add(zh(self.tile_label(b), "label", color=self.block_colors()[b]).next_to(tile.cells, UP,
+                                                                                              buff=0.12))
+            strip = VGroup(tiles, tags)
+        lower = Region(figure.left, figure.right, figure.bottom, strip.get_bottom()[1] - 0.3)
+        chart_area, readout_area = lower.cols([0.6, 0.4], gap=0.5)
+        chart = self.bar_chart(chart_area, 1.0, "exp(s − m)", "exp_tick")
+        return strip, tiles, chart, readout_area
 
-        chart = self.bar_chart(chart_area, 1.0, "exp(s − m)")
-        return strip, tags, chart, readout_area
-
-    def bar_chart(self, area, top: float, title: str) -> Chart:
+    def bar_chart(self, area, top: float, title: str, tick_name: str) -> Chart:
         """Bars per key, tiles named on the x axis, y from 0 to ``top``."""
-        ticks = [(b * CFG.block_size + (CFG.block_size - 1) / 2, f"块 {b + 1}") for b in range(self.n_blocks)]
-        y_ticks = [(0.0, "0"), (top / 2, f"{top / 2:g}"), (top, f"{top:g}")]
+        ticks = [(b * CFG.block_size + (CFG.block_size - 1) / 2, self.tile_label(b)) for b in range(self.n_blocks)]
+        y_ticks = numeric_ticks(tick_name, [0.0, top / 2, top])
         chart = Chart(area, AxisSpec(-0.6, CFG.length - 0.4, ticks), AxisSpec(0, top, y_ticks, title))
         chart.area = area
         return chart
@@ -153,32 +163,24 @@ class FlashAttentionTiles(ExplainerScene):
         xs = np.arange(t["start"], t["stop"])
         return chart.bars(xs, np.exp(t["scores"][self.row] - m), self.block_colors()[b])
 
-    def readout(self, area, lines: list[tuple[str, str]]) -> VGroup:
-        """The state after a tile: a heading, then α, m, ℓ (a column in landscape, one line in portrait)."""
-        texts = [zh(text, "label", color=color) for text, color in lines]
-        if self.is_portrait:
-            group = VGroup(texts[0], VGroup(*texts[1:]).arrange(RIGHT, buff=0.5)).arrange(DOWN, buff=0.2)
-            return area.place(group)
-        group = VGroup(*texts).arrange(DOWN, aligned_edge=LEFT, buff=0.25)
+    def readout(self, area, b: int) -> VGroup:
+        """The state after tile ``b``: a heading, then α (from tile 2 on), m, ℓ, in a column of body-sized text."""
+        pal, t = self.palette, self.trace[b]
+        values = {key: float(t[key][self.row]) for key in ("alpha", "m", "l")}
+        prefix = f"tile_{b + 1}_"
+        heading = zh(fill("第 {tile} 块之后", tile=num("tile", b + 1)), "body", color=self.block_colors()[b],
+                     prose=False)
+        lines = [zh(fill("m = {m:.2f}", prefix=prefix, m=values["m"]), "body", prose=False),
+                 zh(fill("ℓ = {l:.2f}", prefix=prefix, l=values["l"]), "body", prose=False)]
+        if b > 0:
+            lines.insert(0, zh(fill("α = {alpha:.2f}", prefix=prefix, alpha=values["alpha"]), "body",
+                               color=pal.accent, prose=False))
+        group = VGroup(heading, *lines).arrange(DOWN, aligned_edge=LEFT, buff=0.3)
         return area.place(group, align="left")
 
-    def state_lines(self, b: int) -> list[tuple[str, str]]:
-        pal, t = self.palette, self.trace[b]
-        m, l, alpha = (float(t[key][self.row]) for key in ("m", "l", "alpha"))
-        lines = [(f"第 {b + 1} 块之后", self.block_colors()[b]), (f"m = {m:.2f}", pal.text), (f"ℓ = {l:.2f}", pal.text)]
-        if b > 0:
-            lines.insert(1, (f"α = {alpha:.2f}", pal.accent))
-        return lines
-
-    def reveal(self, strip, b: int):
-        """Animation: tile ``b``'s scores appear in the strip."""
-        shown = strip.values.copy()
-        target = self.strip_layout(self.row_scores())
-        cells = self.block_cells(b)
-        for i in cells["rows"]:
-            for j in cells["cols"]:
-                shown[i, j] = target[i, j]
-        return strip.morph(shown, rows=cells["rows"])
+    def reveal(self, tiles, b: int):
+        """Animation: tile ``b``'s scores appear."""
+        return tiles[b].morph(tiles[b].target)
 
     # --- 1 ---------------------------------------------------------------------------------------------------------
 
@@ -186,16 +188,13 @@ class FlashAttentionTiles(ExplainerScene):
         self.next_section("存不下的矩阵")
         pal = self.palette
         self.show_title("n × n 的分数矩阵")
-        scores = self.q @ self.k.T / np.sqrt(CFG.head_dim)  # what plain attention materialises: [n, n]
-        n_long = CFG.long_context
-        gib = n_long**2 * CFG.bytes_per_score / GIB
-        self.show_number("score_matrix", scores.tolist())
-        self.show_number("long_context_gib", gib)
+        scores = self.plotted("score_matrix", self.q @ self.k.T / np.sqrt(CFG.head_dim))  # what plain attention stores
+        score_bytes = np.dtype(CFG.score_dtype).itemsize
 
         head_area, map_area = self.layout.figure.rows([0.14, 0.86], gap=0.1)
         matrix = Heatmap(scores, ColorScale.diverging(scores), region=map_area, max_cell=(0.5, 0.5))
         map_area.place(matrix)
-        header = head_area.place(formula(f"S = Q K^T \\/ sqrt(d) : [n, n], n = {CFG.length}", "label"))
+        header = head_area.place(formula(f"S = Q K^T \\/ sqrt(d) : [n, n], n = {num('length', CFG.length)}"))
         cuts = VGroup()
         for b in range(1, self.n_blocks):
             x = (matrix.cell(0, b * CFG.block_size - 1).get_right()[0] + matrix.cell(0, b * CFG.block_size)
@@ -208,12 +207,15 @@ class FlashAttentionTiles(ExplainerScene):
                                               lag_ratio=0.15), run_time=theme.SLOW)
         self.say("普通注意力：先把整个\nn × n 分数矩阵存下来")
         self.wait(theme.HOLD)
-        self.say(f"n = {n_long} 时，一个头\n就要 {gib:g} GiB（fp16）", color=pal.warning, hold=True)
+        self.say(fill("n = {long_context} 时，一个头\n就要 {long_context_gib:g} GiB（{dtype}）",
+                      long_context=CFG.long_context, long_context_gib=CFG.long_context**2 * score_bytes / GIB,
+                      dtype=term(CFG.score_dtype)), color=pal.warning, hold=True)
         self.play(Create(cuts), run_time=theme.BEAT)
         self.say("FlashAttention：K、V 分块\n一块一块算，算完就扔", color=pal.accent)
         self.wait(theme.HOLD)
         self.play(Create(row_box), run_time=theme.QUICK)
-        self.say(f"盯住一行（第 {self.row + 1} 个 query）：\n分块算的 softmax 怎么拼？", hold=True)
+        self.say(fill("盯住一行（第 {query_number} 个 query）：\n分块算的 softmax 怎么拼？", query_number=self.row + 1),
+                 hold=True)
         self.clear_stage()
 
     # --- 2 ---------------------------------------------------------------------------------------------------------
@@ -222,32 +224,30 @@ class FlashAttentionTiles(ExplainerScene):
         self.next_section("逐块更新")
         pal = self.palette
         self.show_title("逐块更新 m 和 ℓ")
-        for b, t in enumerate(self.trace):
-            self.show_number(f"tile_{b + 1}_scores", t["scores"][self.row].tolist())
-            self.show_number(f"tile_{b + 1}_state", {key: float(t[key][self.row]) for key in ("m", "l", "alpha")})
-        strip, tags, chart, readout_area = self.build_stage()
+        strip, tiles, chart, readout_area = self.build_stage()
 
-        self.play(FadeIn(strip), FadeIn(tags), FadeIn(chart), run_time=theme.BEAT)
+        self.play(FadeIn(strip), FadeIn(chart), run_time=theme.BEAT)
         # Tile 1: its max is the running max; ℓ = Σ exp(s − m).
-        m1 = float(self.trace[0]["m"][self.row])
-        bars1 = self.tile_bars(chart, 0, m1)
-        state = self.readout(readout_area, self.state_lines(0))
-        self.play(self.reveal(strip, 0), Create(strip.outline(**self.block_cells(0), color=self.block_colors()[0])),
-                  run_time=theme.BEAT)
+        bars1 = self.tile_bars(chart, 0, float(self.trace[0]["m"][self.row]))
+        state = self.readout(readout_area, 0)
+        self.play(self.reveal(tiles, 0), Create(tiles[0].outline(color=self.block_colors()[0])), run_time=theme.BEAT)
         self.play(*[GrowFromEdge(bar, DOWN) for bar in bars1], FadeIn(state), run_time=theme.BEAT)
-        self.say("第 1 块：记下最大值 m\n和 ℓ = Σ exp(s − m)")
+        self.say(fill("第 {tile} 块：记下最大值 m\n和 ℓ = Σ exp(s − m)", tile=num("tile", 1)))
         self.wait(theme.HOLD)
         # Tile 2: a larger max. Everything summed so far was exp(s − m_old): multiply by α = exp(m_old − m_new).
         t2 = self.trace[1]
         m2, alpha2 = float(t2["m"][self.row]), float(t2["alpha"][self.row])
         bars2 = self.tile_bars(chart, 1, m2)
-        self.play(self.reveal(strip, 1), Create(strip.outline(**self.block_cells(1), color=self.block_colors()[1])),
-                  run_time=theme.BEAT)
-        self.say("第 2 块有更大的值 m′：\n旧的 exp 全部乘 α", color=pal.accent)
-        new_state = self.readout(readout_area, self.state_lines(1))
+        self.play(self.reveal(tiles, 1), Create(tiles[1].outline(color=self.block_colors()[1])), run_time=theme.BEAT)
+        self.say(fill("第 {tile} 块有更大的值 m′：\n旧的 exp 全部乘 α", tile=num("tile", 2)), color=pal.accent)
+        new_state = self.readout(readout_area, 1)
         self.play(bars1.animate.stretch(alpha2, 1, about_edge=DOWN), *[GrowFromEdge(bar, DOWN) for bar in bars2],
-                  FadeOut(state), FadeIn(new_state), run_time=theme.SLOW)
-        self.say(formula("alpha = e^(m - m'), quad ell' = alpha ell + sum e^(s - m')", "label"))
+                  crossfade(state, new_state, match=False), run_time=theme.SLOW)
+        rescale, new_sum = "alpha = e^(m - m')", "ell' = alpha ell + sum e^(s - m')"
+        if self.is_portrait:  # one line is wider than the phone's caption band
+            self.say(VGroup(formula(rescale), formula(new_sum)).arrange(DOWN, buff=0.25))
+        else:
+            self.say(formula(f"{rescale}, quad {new_sum}"))
         self.wait(theme.HOLD * 2)
         self.clear_stage()
 
@@ -259,49 +259,44 @@ class FlashAttentionTiles(ExplainerScene):
         self.show_title("分块也能合并")
         last = self.trace[-1]
         m_final, l_final = float(last["m"][self.row]), float(last["l"][self.row])
-        flash_weights = np.exp(self.row_scores() - m_final) / l_final
-        weight_gap = float(np.abs(flash_weights - self.plain_weights[self.row]).max())
+        scores = np.concatenate([t["scores"][self.row] for t in self.trace])
+        flash_weights = self.plotted("flash_weights", np.exp(scores - m_final) / l_final)
+        plain_weights = self.plotted("plain_weights", self.plain_weights[self.row])
+        weight_gap = float(np.abs(flash_weights - plain_weights).max())
         output_gap = float(np.abs(self.out - self.plain_out).max())
-        self.show_number("flash_weights", flash_weights.tolist())
-        self.show_number("plain_weights", self.plain_weights[self.row].tolist())
-        self.show_number("weight_max_difference", weight_gap)
-        self.show_number("output_max_difference", output_gap)
 
-        strip, tags, chart, readout_area = self.build_stage()
+        strip, tiles, chart, readout_area = self.build_stage()
         done = self.n_blocks - 1  # tiles already merged when this section opens
-        shown = self.strip_layout(self.row_scores()).copy()
-        for b in range(done, self.n_blocks):
-            cells = self.block_cells(b)
-            for i in cells["rows"]:
-                for j in cells["cols"]:
-                    shown[i, j] = -np.inf
-        strip.set_values(shown)
+        for b in range(done):
+            tiles[b].set_values(tiles[b].target)
         m_prev = float(self.trace[done - 1]["m"][self.row])
         old_bars = VGroup(*(self.tile_bars(chart, b, m_prev) for b in range(done)))
-        state = self.readout(readout_area, self.state_lines(done - 1))
-        self.play(FadeIn(strip), FadeIn(tags), FadeIn(chart), FadeIn(old_bars), FadeIn(state), run_time=theme.BEAT)
+        state = self.readout(readout_area, done - 1)
+        self.play(FadeIn(strip), FadeIn(chart), FadeIn(old_bars), FadeIn(state), run_time=theme.BEAT)
 
         # The last tile: its max is not larger, so α = 1 and the old sums stay.
         alpha = float(last["alpha"][self.row])
         new_bars = self.tile_bars(chart, done, m_final)
-        new_state = self.readout(readout_area, self.state_lines(done))
-        self.play(self.reveal(strip, done), run_time=theme.BEAT)
+        new_state = self.readout(readout_area, done)
+        self.play(self.reveal(tiles, done), run_time=theme.BEAT)
         self.play(old_bars.animate.stretch(alpha, 1, about_edge=DOWN), *[GrowFromEdge(bar, DOWN) for bar in new_bars],
-                  FadeOut(state), FadeIn(new_state), run_time=theme.BEAT)
-        self.say(f"第 {done + 1} 块没超过 m：α = {alpha:.2f}")
+                  crossfade(state, new_state, match=False), run_time=theme.BEAT)
+        self.say(fill("第 {tile} 块没超过 m：α = {last_alpha:.2f}", tile=num("tile", done + 1), last_alpha=alpha))
         # Divide by ℓ: the bars become the softmax weights (the y axis zooms in to show them); dots mark the plain,
         # one-shot softmax.
         bars = VGroup(old_bars, new_bars)
         zoom_top = float(np.ceil(flash_weights.max() * 10) / 10)
-        weight_chart = self.bar_chart(chart.area, zoom_top, "权重 = exp(s − m) / ℓ")
+        weight_chart = self.bar_chart(chart.area, zoom_top, "权重 = exp(s − m) / ℓ", "weight_tick")
         plain_dots = VGroup(*(Dot(weight_chart.c2p(j, w), radius=0.06, color=pal.text)
-                              for j, w in enumerate(self.plain_weights[self.row])))
+                              for j, w in enumerate(plain_weights)))
         self.play(bars.animate.stretch(1 / (l_final * zoom_top), 1, about_edge=DOWN), FadeOut(chart),
                   FadeIn(weight_chart), run_time=theme.SLOW)
         self.play(FadeIn(plain_dots, lag_ratio=0.1), run_time=theme.BEAT)
-        self.say(f"最后除以 ℓ：圆点是一次算完的\nsoftmax，最大差 {fmt_tiny(weight_gap)}", color=pal.value)
+        self.say(f"最后除以 ℓ：圆点是一次算完的\nsoftmax，最大差 "
+                 f"{num('weight_max_difference', weight_gap, tiny_format(weight_gap))}", color=pal.value)
         self.wait(theme.HOLD)
-        self.say(f"输出 O 也边乘 α 边累加\n整体最大差 {fmt_tiny(output_gap)}", color=pal.value)
+        self.say(f"输出 O 也边乘 α 边累加\n整体最大差 {num('output_max_difference', output_gap, tiny_format(output_gap))}",
+                 color=pal.value)
         self.wait(theme.HOLD)
-        self.say("计算量还是 O(n²)\n但 n × n 矩阵从没存下", color=pal.accent, hold=True)
+        self.say(f"计算量还是 {term('O(n²)')}\n但 n × n 矩阵从没存下", color=pal.accent, hold=True)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here
