@@ -13,16 +13,16 @@ import numpy as np
 from manim import DOWN, LEFT, RIGHT, UP, Create, FadeIn, FadeOut, Rectangle, Transform, ValueTracker, VGroup, linear
 
 from shared import theme
-from shared.mobjects.chart import AxisSpec, Chart
+from shared.mobjects.chart import AxisSpec, Chart, numeric_ticks
 from shared.mobjects.grid import BinaryGrid
+from shared.numbers import fill, num, term
 from shared.runs import (
     grokking_grid,
     grokking_phase_steps,
-    grokking_snapshot,
     load_grokking_run,
     short_device_name,
 )
-from shared.scene import ExplainerScene
+from shared.scene import ExplainerScene, crossfade
 from shared.text import LiveNumber, formula, rich, zh
 
 
@@ -30,35 +30,64 @@ from shared.text import LiveNumber, formula, rich, zh
 class GrokkingSceneConfig:
     """Which committed runs the explainer shows, and what it points at."""
 
-    main_run: str = "add_p59_wd1_seed0"  # weight decay 1.0
+    main_run: str = "add_p59_wd1_seed0"  # weight decay 1.0: the curves of every chart section
     no_decay_run: str = "add_p59_wd0_seed0"  # weight decay 0, trained twice as long
+    # Nanda et al. (2023)'s one-layer transformer: the run whose embedding ends with most of its energy in a few
+    # frequencies; the main run's MLP stays more spread out (the spectrum section says by how much).
+    spectrum_run: str = "add_p113_wd1_frac0.3_transformer_seed0"
     example_pair: tuple[int, int] = (30, 40)  # a cell of the table to read out
-    spectrum_early_step: int = 500  # a snapshot after memorising, before generalising
     top_frequencies: int = 5
 
 
 CFG = GrokkingSceneConfig()
 
 
-def log_ticks(high: float) -> list[tuple[float, str]]:
-    """1, 10, 100, 1k, 10k … up to ``high``."""
+def top_share(power, k: int) -> float:
+    """The share of the embedding's energy held by its ``k`` strongest frequencies (``power`` sums to 1)."""
+    return float(np.sort(np.asarray(power, dtype=float))[::-1][:k].sum())
+
+
+def effective_frequencies(power) -> float:
+    """How many frequencies the energy is spread over: the participation ratio 1 / Σ p_k² of the shares p_k (the
+    diversity of order 2 in Hill 1973, "Diversity and evenness", Ecology 54): k for k equal shares, 1 for one."""
+    p = np.asarray(power, dtype=float)
+    return float(1 / (p**2).sum())
+
+
+def snapshot_after_memorizing(log: dict, phases) -> dict:
+    """The first snapshot at or after the step where ``log`` memorised its training set and before its test accuracy
+    crosses 50%: the weights of a model that has memorised but not yet generalised."""
+    for snapshot in log["snapshots"]:
+        if phases.memorized is not None and snapshot["step"] >= phases.memorized and (
+                phases.grokking is None or snapshot["step"] < phases.grokking):
+            return snapshot
+    raise ValueError(f"Run {log['command']!r} has no snapshot between memorising (step {phases.memorized}) and "
+                     f"grokking (step {phases.grokking}); pass --snapshot-steps covering that range when training it, "
+                     f"or pick another GrokkingSceneConfig.spectrum_run.")
+
+
+def step_ticks(high: float) -> list[tuple[float, str]]:
+    """1, 10, 100, 1k, 10k … up to ``high``, each label a recorded number (thousands as "1k")."""
     ticks, value = [], 1
     while value <= high:
-        ticks.append((float(value), f"{value // 1000}k" if value >= 1000 else f"{value}"))
+        label = num("step_tick_thousands", value // 1000, "{}k") if value >= 1000 else num("step_tick", value)
+        ticks.append((float(value), label))
         value *= 10
     return ticks
 
 
 class GrokkingCurves(ExplainerScene):
-    """Memorisation, plateau and sudden generalisation in a real run of (a + b) mod 59."""
+    """Memorisation, plateau and sudden generalisation in a real run of (a + b) mod p."""
 
     def setup(self):
         super().setup()
         self.run = load_grokking_run(CFG.main_run)
         self.no_decay = load_grokking_run(CFG.no_decay_run)
         self.phases = grokking_phase_steps(self.run)
-        self.show_number("phases", self.phases._asdict())
-        self.show_number("no_decay_phases", grokking_phase_steps(self.no_decay)._asdict())
+        if self.phases.memorized is None:
+            raise ValueError(f"{CFG.main_run} never memorises its training set (train accuracy ≥ 99%); the explainer "
+                             f"starts from a run that does: set GrokkingSceneConfig.main_run to one.")
+        self.last_step = self.run["history"][-1]["step"]
         self.step = ValueTracker(0.0)  # log10 of the training step the curves have reached
 
     def construct(self):
@@ -70,49 +99,19 @@ class GrokkingCurves(ExplainerScene):
         self.inside_the_model()
         self.throttle_and_spring()
 
-    # --- the accuracy and weight-norm charts, built once and kept across sections -------------------------------
+    # --- pieces shared by the sections -------------------------------------------------------------------------
 
-    def build_charts(self):
-        pal = self.palette
-        history = self.run["history"][1:]  # step 0 has no place on a log axis
-        steps = np.array([r["step"] for r in history], dtype=float)
-        last = max(self.run["history"][-1]["step"], self.no_decay["history"][-1]["step"])
-        top_row, body, note_area = self.layout.figure.rows([0.1, 0.82, 0.08], gap=0.1)
-        ticks = log_ticks(last)
-        if self.is_portrait:  # stacked, sharing the step axis
-            # tick labels hang half a line past each chart: leave a label's height and more between the two
-            acc_area, norm_area = body.rows([0.56, 0.44], gap=1.3 * self.layout.text_em("label"))
-            acc_x = AxisSpec(1, last, [(v, "") for v, _ in ticks], log=True)
-        else:  # side by side, each with its own step axis
-            acc_area, norm_area = body.cols([0.6, 0.4], gap=0.5)
-            acc_x = AxisSpec(1, last, ticks, "训练步数", log=True)
-        self.acc_chart = Chart(acc_area, acc_x, AxisSpec(0, 1, [(0, "0%"), (0.5, "50%"), (1, "100%")]))
-        norms = [r["weight_norm"] for r in self.run["history"] + self.no_decay["history"]]
-        low, high = 10 * np.floor(min(norms) / 10), 10 * np.ceil(max(norms) / 10)
-        self.norm_chart = Chart(norm_area, AxisSpec(1, last, ticks, "训练步数", log=True),
-                                AxisSpec(low, high, [(low, f"{low:g}"), (high, f"{high:g}")]))
-        reached = lambda: 10 ** self.step.get_value()
-        column = lambda key: np.array([r[key] for r in history])
-        self.train_curve = self.acc_chart.growing_polyline(steps, column("train_acc"), pal.value, reached)
-        self.test_curve = self.acc_chart.growing_polyline(steps, column("test_acc"), pal.key, reached)
-        self.norm_curve = self.norm_chart.growing_polyline(steps, column("weight_norm"), pal.query, reached)
-        names = ("训练", "测试") if self.is_portrait else ("训练集准确率", "测试集准确率")
-        legend = VGroup(zh(names[0], "label", color=pal.value, prose=False),
-                        zh(names[1], "label", color=pal.key, prose=False)).arrange(RIGHT, buff=0.5)
-        top_row.place(legend, align="left")
-        self.legend = legend
-        norm_tag = zh("权重范数 ‖W‖", "label", color=pal.query, prose=False)
-        norm_tag.move_to(self.norm_chart.box.point(0.02, 1.0), aligned_edge=UP + LEFT)
-        self.norm_tag = norm_tag
-        prov = self.run["provenance"]
-        self.provenance_note = note_area.place(
-            zh(f"{short_device_name(prov['device'])} · {prov['wall_seconds']:.0f} 秒 · seed {self.run['config']['seed']}", "small",
-               color=pal.muted), align="left")
-        self.step_counter = LiveNumber(lambda: 10 ** self.step.get_value(), "step {:.0f}", "label", color=pal.accent)
-        widest = LiveNumber(last, "step {:.0f}", "label")  # room for the longest count, right-aligned
-        self.step_counter.move_to(top_row.point(1, 0.5) + LEFT * widest.width, aligned_edge=LEFT)
-        return VGroup(self.acc_chart, self.norm_chart, self.train_curve, self.test_curve, self.norm_curve, legend, norm_tag,
-                      self.provenance_note, self.step_counter)
+    def data_role(self) -> str:
+        """The role for figure text that must be read (values, legends): label where it reads at 14 CSS px, else
+        body (an article GIF at 343 px)."""
+        return "label" if self.layout.css_px(self.layout.text_em("label")) >= 14 else "body"
+
+    def run_note(self, run: dict, prefix: str, lead: str = ""):
+        """Small print naming where ``run`` was trained (device, wall time, seed); recorded for the section."""
+        prov = run["provenance"]
+        return self.fine_print(fill(lead + "{device} · {wall_seconds:.0f} 秒 · seed {seed}", prefix=prefix,
+                                    device=term(short_device_name(prov["device"])),
+                                    wall_seconds=prov["wall_seconds"], seed=run["config"]["seed"]))
 
     def record_at(self, run, step) -> dict:
         """The history record at (or last before) ``step``."""
@@ -121,47 +120,101 @@ class GrokkingCurves(ExplainerScene):
     def advance_to(self, step: float, run_time: float):
         self.play(self.step.animate.set_value(np.log10(step)), run_time=run_time, rate_func=linear)
 
+    def build_charts(self):
+        """Accuracy and ‖W‖ against the step (log axis): side by side in landscape, stacked in portrait (sharing the
+        step axis, labelled once under the lower chart). The legend and the step counter head the figure."""
+        pal = self.palette
+        history = self.run["history"][1:]  # step 0 has no place on a log axis
+        steps = self.plotted("main_run_step", np.array([r["step"] for r in history], dtype=float))
+        last = max(self.last_step, self.no_decay["history"][-1]["step"])
+        names = ("训练", "测试") if self.is_portrait else ("训练集准确率", "测试集准确率")
+        legend = VGroup(zh(names[0], "body", color=pal.value, prose=False),
+                        zh(names[1], "body", color=pal.key, prose=False)).arrange(RIGHT, buff=0.5)
+        self.step_counter = LiveNumber(lambda: 10 ** self.step.get_value(), "step {:.0f}", "body", color=pal.accent,
+                                       name="step")
+        widest = LiveNumber(last, "step {:.0f}", "body", name="step")  # room for the longest count
+        top_row, body = self.layout.figure.rows([legend.height, self.layout.figure.height - legend.height - 0.2],
+                                                gap=0.2)
+        top_row.place(legend, align="left")
+        self.top_row = top_row
+        self.step_counter.move_to(top_row.point(1, 0.5) + LEFT * widest.width, aligned_edge=LEFT)
+        self.note = self.run_note(self.run, "main_run_")
+        if len(self.note):
+            body, note_area = body.rows([body.height - self.note.height - 0.15, self.note.height], gap=0.15)
+            note_area.place(self.note, align="left")
+        ticks = step_ticks(last)
+        if self.is_portrait:
+            acc_area, norm_area = body.rows([0.5, 0.5], gap=0.3)
+            acc_x = AxisSpec(1, last, [(v, "") for v, _ in ticks], log=True)
+            norm_x = AxisSpec(1, last, ticks, log=True)  # the step counter names the axis: no title, more height
+        else:
+            acc_area, norm_area = body.cols([0.6, 0.4], gap=0.5)
+            acc_x = norm_x = AxisSpec(1, last, ticks, "训练步数", log=True)
+        self.acc_chart = Chart(acc_area, acc_x, AxisSpec(0, 1, numeric_ticks("accuracy_tick", [0, 0.5, 1], "{:.0%}")))
+        self.norm_area, self.norm_x = norm_area, norm_x
+        self.norm_chart = self.norm_chart_for(self.run)
+        reached = lambda: 10 ** self.step.get_value()  # noqa: E731
+        column = lambda key: self.plotted(f"main_run_{key}", np.array([r[key] for r in history]))  # noqa: E731
+        self.train_curve = self.acc_chart.growing_polyline(steps, column("train_acc"), pal.value, reached)
+        self.test_curve = self.acc_chart.growing_polyline(steps, column("test_acc"), pal.key, reached)
+        self.norm_curve = self.norm_chart.growing_polyline(steps, column("weight_norm"), pal.query, reached)
+        norm_tag = zh("权重范数 ‖W‖", self.data_role(), color=pal.query, prose=False)
+        if norm_tag.width > 0.45 * self.norm_chart.box.width:  # a narrow chart (1:1): keep the corner clear
+            norm_tag = zh("权重范数\n‖W‖", self.data_role(), color=pal.query, prose=False)
+        # under the curve, which starts above the middle of this range (over it once the range widens for λ = 0)
+        norm_tag.move_to(self.norm_chart.box.point(0.03, 0.03), aligned_edge=DOWN + LEFT)
+        self.norm_tag = norm_tag
+        return VGroup(self.acc_chart, self.norm_chart, self.train_curve, self.test_curve, self.norm_curve, legend,
+                      self.step_counter, norm_tag, self.note)
+
+    def norm_chart_for(self, *runs) -> Chart:
+        """The ‖W‖ chart with a y range that just holds ``runs``' norms (in tens): the main run's alone first, so its
+        peak stands out; widened when the λ = 0 run joins."""
+        norms = [r["weight_norm"] for run in runs for r in run["history"]]
+        low, high = 10 * np.floor(min(norms) / 10), 10 * np.ceil(max(norms) / 10)
+        return Chart(self.norm_area, self.norm_x, AxisSpec(low, high, numeric_ticks("weight_norm_tick", [low, high])))
+
     # --- 1 ---------------------------------------------------------------------------------------------------------
 
     def show_task(self):
         self.next_section("任务")
         pal = self.palette
         p = self.run["config"]["p"]
-        self.show_title(f"任务：模 {p} 加法")
-        train = grokking_grid(self.run["split"]["train"])
-        share = float(train.mean())
-        self.show_number("train_share", share)
-        grid_area, side = self.layout.figure.rows([0.66, 0.34], gap=0.2) if self.is_portrait else \
-            self.layout.figure.cols([0.5, 0.5], gap=0.4)
-        table = BinaryGrid(train, pal.value, pal.grid)
-        grid_area.inset(1.6 * self.layout.text_em("label")).fit(table, max_grow=10)  # room for the axis labels
-        labels = VGroup(zh("b →", "label", color=pal.muted, prose=False).next_to(table, UP, buff=0.1, aligned_edge=LEFT),
-                        zh("a ↓", "label", color=pal.muted, prose=False).next_to(table, LEFT, buff=0.1, aligned_edge=UP))
+        self.show_title(fill("任务：模 {p} 加法", p=p))
+        train = self.plotted("train_split", grokking_grid(self.run["split"]["train"]))
         a, b = CFG.example_pair
-        answer = (a + b) % p
         in_train = bool(train[a, b])
-        self.show_number("example", {"a": a, "b": b, "answer": answer, "in_train": in_train})
-        cell = table.height / p
-        marker = Rectangle(width=cell * 2.2, height=cell * 2.2, color=pal.accent, stroke_width=theme.STROKE)
-        marker.move_to(table.cell_center(a, b))
-        role = "label" if self.is_portrait else "body"
+        role = self.data_role() if self.is_portrait else "body"
+        a_, b_, p_ = num("example_a", a), num("example_b", b), num("p", p)
+        total = num("example_sum", a + b)
         example = VGroup(
-            zh(f"a = {a}，b = {b}", role, color=pal.accent, prose=False),
-            zh(f"{a} + {b} = {a + b}", role, color=pal.accent, prose=False),
-            zh(f"{a + b} mod {p} = {answer}", role, color=pal.accent, prose=False),
+            zh(f"a = {a_}，b = {b_}", role, color=pal.accent, prose=False),
+            zh(f"{a_} + {b_} = {total}", role, color=pal.accent, prose=False),
+            zh(f"{total} mod {p_} = {num('example_answer', (a + b) % p)}", role, color=pal.accent, prose=False),
             zh("在训练集里" if in_train else "在测试集里", role, color=pal.value if in_train else pal.key,
                prose=False),
         )
-        if self.is_portrait:
+        figure = self.layout.figure
+        if self.is_portrait:  # the table above, the example in two columns under it
             example.arrange_in_grid(rows=2, cols=2, buff=(0.5, 0.25), col_alignments="ll")
+            grid_area, side = figure.rows([figure.height - example.height - 0.4, example.height], gap=0.4)
         else:
             example.arrange(DOWN, aligned_edge=LEFT, buff=0.25)
+            grid_area, side = figure.cols([0.5, 0.5], gap=0.4)
         side.place(example, align="center")
+        table = BinaryGrid(train, pal.value, pal.grid)
+        grid_area.inset(2 * self.layout.text_em("label")).fit(table, max_grow=10)  # room for the axis labels
+        b_axis, a_axis = (zh(text, "label", color=pal.muted, prose=False) for text in ("b →", "a ↓"))
+        labels = VGroup(b_axis.next_to(table, UP, buff=0.1, aligned_edge=LEFT),
+                        a_axis.next_to(table, LEFT, buff=0.1, aligned_edge=UP))
+        cell = table.height / p
+        marker = Rectangle(width=cell * 2.2, height=cell * 2.2, color=pal.accent, stroke_width=theme.STROKE)
+        marker.move_to(table.cell_center(a, b))
 
         self.play(FadeIn(table), FadeIn(labels), run_time=theme.BEAT)
-        self.say(f"{p} × {p} = {p * p} 道加法题")
+        self.say(fill("{p} × {p} = {pairs} 道加法题", p=p, pairs=p * p))
         self.wait(theme.QUICK)
-        self.say(f"亮的 {share:.0%} 给模型背\n暗的留着考试")
+        self.say(fill("亮的 {train_share:.0%} 给模型背\n暗的留着考试", train_share=float(train.mean())))
         self.play(Create(marker), FadeIn(example, lag_ratio=0.3), run_time=theme.SLOW)
         self.wait(theme.HOLD)
         self.clear_stage()
@@ -175,12 +228,12 @@ class GrokkingCurves(ExplainerScene):
         charts = self.build_charts()
         memorized = self.phases.memorized
         at = self.record_at(self.run, memorized)
-        self.show_number("at_memorized", at)
         self.play(FadeIn(charts), run_time=theme.BEAT)
         self.say("训练集准确率冲上去")
         self.advance_to(memorized, run_time=5)
-        self.say(f"第 {memorized} 步：训练 {at['train_acc']:.0%}\n测试 {at['test_acc']:.1%}", color=pal.value,
-                 hold=True)
+        self.say(fill("第 {memorized_step} 步：训练 {memorized_train_acc:.0%}\n测试 {memorized_test_acc:.1%}",
+                      memorized_step=memorized, memorized_train_acc=at["train_acc"],
+                      memorized_test_acc=at["test_acc"]), color=pal.value, hold=True)
 
     # --- 3 ---------------------------------------------------------------------------------------------------------
 
@@ -188,16 +241,22 @@ class GrokkingCurves(ExplainerScene):
         self.next_section("平台期")
         pal = self.palette
         self.show_title("平台期：没动静？")
-        before = int(0.8 * self.phases.grokking)
-        norms = [(r["step"], r["weight_norm"]) for r in self.run["history"] if r["step"] <= self.phases.grokking]
-        peak_step, peak_norm = max(norms, key=lambda sn: sn[1])
-        self.show_number("norm_peak", {"step": peak_step, "weight_norm": peak_norm})
-        at = self.record_at(self.run, before)
-        self.show_number("at_plateau_end", at)
+        self.run_note(self.run, "main_run_")  # the note drawn in 背诵 is still on screen: record it for this section
+        grokking = self.phases.grokking
+        window = [r for r in self.run["history"] if grokking is None or r["step"] <= grokking]
+        peak = max(window, key=lambda r: r["weight_norm"])
+        # Stop short of the jump, so that the next section plays it; a run that never groks plays to its end here.
+        end = self.last_step if grokking is None else max(peak["step"], int(0.8 * grokking))
         self.say("测试准确率还趴在地上", color=pal.key)
-        self.advance_to(peak_step, run_time=5)
-        self.say(f"‖W‖ 在第 {peak_step} 步见顶\n之后被 weight decay 拉小", color=pal.query)
-        self.advance_to(before, run_time=4)
+        self.advance_to(peak["step"], run_time=5)
+        norm_peak = fill("‖W‖ 在第 {norm_peak_step} 步见顶（{norm_peak:.0f}）", norm_peak_step=peak["step"],
+                         norm_peak=peak["weight_norm"])
+        if self.record_at(self.run, end)["weight_norm"] < peak["weight_norm"]:
+            decay = "之后被 weight decay 拉小"
+        else:
+            decay = "之后也没有变小"
+        self.say(f"{norm_peak}\n{decay}", color=pal.query)
+        self.advance_to(end, run_time=4)
         self.wait(theme.QUICK)
 
     # --- 4 ---------------------------------------------------------------------------------------------------------
@@ -205,49 +264,72 @@ class GrokkingCurves(ExplainerScene):
     def grok(self):
         self.next_section("顿悟")
         pal = self.palette
-        self.show_title("顿悟：突然学会")
-        end = self.run["history"][-1]["step"]
-        self.advance_to(end, run_time=5)
-        marks = VGroup()
+        self.run_note(self.run, "main_run_")  # still on screen from 背诵
+        reached = self.phases.generalized or self.phases.grokking
+        self.show_title("顿悟：突然学会" if reached else "还没有顿悟")
+        self.advance_to(self.last_step, run_time=5 if reached else theme.BEAT)
         names = {"memorized": "背下", "grokking": "过半", "generalized": "学会"}
-        top, line_step = self.acc_chart.c2p(1, 0.6)[1], 1.35 * self.layout.text_em("label")  # stacked, never touching
-        for i, (key, step) in enumerate(self.phases._asdict().items()):
-            line = self.acc_chart.vline(step, pal.accent)
-            tag = zh(f"{names[key]} {step}", "label", color=pal.accent, prose=False)
-            point = np.array([self.acc_chart.c2p(step, 0)[0], top - i * line_step, 0])
-            fits_right = point[0] + 0.1 + tag.width < self.acc_chart.box.right
-            tag.next_to(point, RIGHT if fits_right else LEFT, buff=0.1)
-            marks.add(VGroup(line, tag))
+        reached_phases = {key: step for key, step in self.phases._asdict().items() if step is not None}
+        lines = VGroup(*(self.acc_chart.vline(step, pal.accent) for step in reached_phases.values()))
+        # listed in the chart's empty upper left (nothing has been learnt in the first steps), not on the curves
+        readings = VGroup(*(zh(f"{names[key]} {num(f'phase_{key}', step)}", self.data_role(), color=pal.accent,
+                               prose=False) for key, step in reached_phases.items()))
+        readings.arrange(DOWN, aligned_edge=LEFT, buff=0.15)
+        readings.move_to(self.acc_chart.box.point(0.03, 0.97), aligned_edge=UP + LEFT)
+        marks = VGroup(lines, readings)
         self.phase_marks = marks
         self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
-        final = self.run["history"][-1]
-        self.show_number("final", final)
-        self.say(f"从背下到学会：\n{self.phases.memorized} → {self.phases.generalized} 步", color=pal.accent, hold=True)
+        if reached:
+            reached_name = "学会" if self.phases.generalized else "过半"
+            self.say(f"从背下到{reached_name}：\n" + fill("{memorized_step} → {reached_step} 步",
+                                                         memorized_step=self.phases.memorized, reached_step=reached),
+                     color=pal.accent, hold=True)
+        else:
+            final = self.run["history"][-1]
+            self.say(fill("到第 {last_step} 步，测试仍是 {final_test_acc:.0%}\n这个 run 没等到顿悟",
+                          last_step=final["step"], final_test_acc=final["test_acc"]), color=pal.key, hold=True)
 
     # --- 5 ---------------------------------------------------------------------------------------------------------
 
     def without_weight_decay(self):
         self.next_section("没有 weight decay")
         pal = self.palette
-        self.show_title("λ = 0 会怎样")
+        wd = fill("λ = {no_decay_weight_decay:g}", no_decay_weight_decay=self.no_decay["config"]["weight_decay"])
+        self.show_title(f"{wd} 会怎样")
+        self.run_note(self.run, "main_run_")
         history = self.no_decay["history"][1:]
-        steps = np.array([r["step"] for r in history], dtype=float)
+        steps = self.plotted("no_decay_step", np.array([r["step"] for r in history], dtype=float))
         reached = ValueTracker(0.0)
-        until = lambda: 10 ** reached.get_value()
-        column = lambda key: np.array([r[key] for r in history])
+        until = lambda: 10 ** reached.get_value()  # noqa: E731
+        column = lambda key: self.plotted(f"no_decay_{key}", np.array([r[key] for r in history]))  # noqa: E731
         test = self.acc_chart.growing_polyline(steps, column("test_acc"), pal.warning, until)
         train = self.acc_chart.growing_polyline(steps, column("train_acc"), pal.warning, until,
                                                 stroke_width=theme.STROKE_THIN)
-        norm = self.norm_chart.growing_polyline(steps, column("weight_norm"), pal.warning, until)
-        tag = zh("红线：λ = 0", "label", color=pal.warning, prose=False).next_to(self.legend, RIGHT, buff=0.5)
-        final = self.no_decay["history"][-1]
-        self.show_number("no_decay_final", final)
-        # the step counter belongs to the λ = 1 run; the red curves run to their own last step, so it goes
-        self.play(FadeOut(self.phase_marks), FadeOut(self.step_counter), FadeIn(tag), run_time=theme.QUICK)
+        wide = self.norm_chart_for(self.run, self.no_decay)
+        main = self.run["history"][1:]
+        self.norm_curve.clear_updaters()
+        rescaled = wide.polyline(self.plotted("main_run_step", [r["step"] for r in main]),
+                                 self.plotted("main_run_weight_norm", [r["weight_norm"] for r in main]), pal.query)
+        norm = wide.growing_polyline(steps, column("weight_norm"), pal.warning, until)
+        # the step counter belongs to the main run; the red curves run to their own last step, so a tag replaces it
+        tag = zh(f"红线：{wd}", "body", color=pal.warning, prose=False)
+        self.top_row.place(tag, align="right")
+        note = self.run_note(self.no_decay, "no_decay_run_", "红线：")
+        fades = [crossfade(self.note, note, match=False)] if len(self.note) else []
+        if len(note):
+            note.move_to(self.note, aligned_edge=LEFT)
+        self.play(FadeOut(self.phase_marks), crossfade(self.step_counter, tag, match=False), *fades,
+                  FadeOut(self.norm_chart), FadeIn(wide), Transform(self.norm_curve, rescaled),
+                  self.norm_tag.animate.move_to(wide.box.point(0.03, 0.97), aligned_edge=UP + LEFT),
+                  run_time=theme.BEAT)
         self.add(test, train, norm)
         self.play(reached.animate.set_value(np.log10(steps[-1])), run_time=6, rate_func=linear)
-        self.say(f"λ = 0：训练 {final['train_acc']:.0%}，测试 {final['test_acc']:.0%}\n"
-                 f"‖W‖ 一路涨到 {final['weight_norm']:.0f}", color=pal.warning, hold=True)
+        first, final = self.no_decay["history"][0], self.no_decay["history"][-1]
+        self.say(fill("{wd}：训练 {no_decay_final_train_acc:.0%}，测试 {no_decay_final_test_acc:.0%}\n"
+                      "‖W‖ 从 {no_decay_initial_norm:.0f} 涨到 {no_decay_final_norm:.0f}", wd=wd,
+                      no_decay_final_train_acc=final["train_acc"], no_decay_final_test_acc=final["test_acc"],
+                      no_decay_initial_norm=first["weight_norm"], no_decay_final_norm=final["weight_norm"]),
+                 color=pal.warning, hold=True)
         self.clear_stage()
 
     # --- 6 ---------------------------------------------------------------------------------------------------------
@@ -256,35 +338,69 @@ class GrokkingCurves(ExplainerScene):
         self.next_section("里面发生了什么")
         pal = self.palette
         self.show_title("里面：几个关键频率")
-        early = grokking_snapshot(self.run, CFG.spectrum_early_step)
-        late = self.run["snapshots"][-1]
-        spectra = {s["step"]: np.array(s["embedding_fourier_power"]) for s in (early, late)}
-        top_share = {step: float(np.sort(power)[::-1][: CFG.top_frequencies].sum()) for step, power in spectra.items()}
-        top_k = np.argsort(spectra[late["step"]])[::-1][: CFG.top_frequencies]
-        self.show_number("fourier_top_share", top_share)
-        self.show_number("fourier_top_frequencies", sorted(int(k) for k in top_k))
-        p = self.run["config"]["p"]
+        run = load_grokking_run(CFG.spectrum_run)
+        phases = grokking_phase_steps(run)
+        early, late = snapshot_after_memorizing(run, phases), run["snapshots"][-1]
+        k = CFG.top_frequencies
+        power = {s["step"]: self.plotted(f"spectrum_share[{s['step']}]", np.array(s["embedding_fourier_power"]))
+                 for s in (early, late)}
+        top_k = np.sort(np.argsort(power[late["step"]])[::-1][:k])
+        p = run["config"]["p"]
         frequencies = np.arange(p // 2 + 1)
-        peak = max(float(v.max()) for v in spectra.values())
-        y_top = float(np.ceil(peak * 20) / 20)
-        chart = Chart(self.layout.figure,
-                      AxisSpec(-1, p // 2 + 1, [(float(k), f"{k}") for k in range(0, p // 2 + 1, 5)], "频率 k"),
-                      AxisSpec(0, y_top, [(0, "0%"), (y_top, f"{y_top:.0%}")], "embedding 能量占比"))
-        bars = chart.bars(frequencies, spectra[early["step"]], pal.muted)
-        late_bars = chart.bars(frequencies, spectra[late["step"]], pal.query)
-        for k in top_k:
-            late_bars[k].set_fill(pal.accent)
-        step_tag = zh(f"第 {early['step']} 步（背下后）", "label", color=pal.muted, prose=False)
-        late_tag = zh(f"第 {late['step']} 步（学会后）", "label", color=pal.accent, prose=False)
-        for tag in (step_tag, late_tag):
-            tag.move_to(chart.box.point(0.98, 0.98), aligned_edge=UP + RIGHT)
+        y_top = float(np.ceil(max(v.max() for v in power.values()) * 20) / 20)
+        note = self.run_note(run, "spectrum_run_")
+        role = self.data_role()
+        model = zh(fill("transformer，模 {spectrum_p} 加法", spectrum_p=p), role, color=pal.muted, prose=False)
+        learned = "学会后" if phases.generalized is not None and late["step"] >= phases.generalized else "最后"
+        step_tag = zh(fill("第 {spectrum_early_step} 步（刚背下）", spectrum_early_step=early["step"]), role,
+                      color=pal.muted, prose=False)
+        late_tag = zh(fill("第 {spectrum_late_step} 步", spectrum_late_step=late["step"]) + f"（{learned}）", role,
+                      color=pal.accent, prose=False)
+        area = self.layout.figure
+        if len(note):
+            area, note_area = area.rows([0.9, 0.1], gap=0.1)
+            note_area.place(note, align="left")
+        y_title = "embedding 能量占比"
+        tags = VGroup(model, step_tag).arrange(RIGHT, buff=0.4)  # which run, which step
+        if tags.width + zh(y_title, "label").width + self.layout.text_em("label") * 2 > area.width:
+            # no room on the y title's line: two lines in a row of their own above the chart
+            tags.arrange(DOWN, aligned_edge=RIGHT, buff=0.15)
+            tag_area, area = area.rows([tags.height, area.height - tags.height - 0.2], gap=0.2)
+            tag_area.place(tags, align="right")
+            late_tag.move_to(step_tag, aligned_edge=RIGHT)
+        else:
+            wider = max(0.0, late_tag.width - step_tag.width)  # room for the later step tag, left-aligned in place
+            tags.move_to(area.point(1, 1) + LEFT * (tags.width + wider), aligned_edge=UP + LEFT)
+            late_tag.move_to(step_tag, aligned_edge=LEFT)
+        chart = Chart(area, AxisSpec(-1, p // 2 + 1, numeric_ticks("frequency_tick", frequencies[::10]), "频率 k"),
+                      AxisSpec(0, y_top, numeric_ticks("spectrum_share_tick", [0, y_top], "{:.0%}"), y_title))
+        bars = chart.bars(frequencies, power[early["step"]], pal.muted)
+        late_bars = chart.bars(frequencies, power[late["step"]], pal.query)
+        for f in top_k:
+            late_bars[f].set_fill(pal.accent)
+        top_labels = VGroup(*(zh(num(f"top_frequency[{i}]", int(f)), "label", color=pal.accent, prose=False)
+                              .next_to(late_bars[f], UP, buff=0.08) for i, f in enumerate(top_k)))
+        gap = 0.3 * self.layout.text_em("label")
+        for before, label in zip(top_labels, top_labels[1:]):  # neighbours too close side by side: lift the later
+            if label.get_left()[0] < before.get_right()[0] + gap and label.get_bottom()[1] < before.get_top()[1]:
+                label.shift(UP * (before.get_top()[1] + 0.1 - label.get_bottom()[1]))
+        mlp = self.run["snapshots"][-1]
+        mlp_learned = self.phases.generalized is not None and mlp["step"] >= self.phases.generalized
+        mlp_power = self.plotted("main_run_final_spectrum_share", np.array(mlp["embedding_fourier_power"]))
 
-        self.play(FadeIn(chart), FadeIn(bars), FadeIn(step_tag), run_time=theme.BEAT)
-        self.say(f"前 {CFG.top_frequencies} 个频率只占 {top_share[early['step']]:.0%}")
-        self.wait(theme.QUICK)
-        self.play(Transform(bars, late_bars), Transform(step_tag, late_tag), run_time=theme.SLOW)
-        self.say(f"学会后：前 {CFG.top_frequencies} 个占 {top_share[late['step']]:.0%}\n用少数频率做模加法",
+        self.play(FadeIn(chart), FadeIn(bars), FadeIn(tags), FadeIn(note), run_time=theme.BEAT)
+        self.say(fill("换个模型看：刚背下时\n前 {top_k} 个频率只占 {spectrum_early_top_share:.0%}", top_k=k,
+                      spectrum_early_top_share=top_share(power[early["step"]], k)), hold=True)
+        self.play(Transform(bars, late_bars), crossfade(step_tag, late_tag, match=False), run_time=theme.SLOW)
+        self.play(FadeIn(top_labels), run_time=theme.QUICK)
+        self.say(learned + fill("：前 {top_k} 个占 {spectrum_late_top_share:.0%}\n"
+                                "能量集中在约 {spectrum_late_effective_frequencies:.0f} 个频率上", top_k=k,
+                                spectrum_late_top_share=top_share(power[late["step"]], k),
+                                spectrum_late_effective_frequencies=effective_frequencies(power[late["step"]])),
                  color=pal.accent, hold=True)
+        self.say(f"前面的 MLP {'学会后' if mlp_learned else '到最后'}：\n"
+                 + fill("能量还摊在约 {main_run_final_effective_frequencies:.0f} 个频率上",
+                        main_run_final_effective_frequencies=effective_frequencies(mlp_power)), hold=True)
         self.clear_stage()
 
     # --- 7 ---------------------------------------------------------------------------------------------------------
@@ -299,18 +415,21 @@ class GrokkingCurves(ExplainerScene):
         update.select("lr").set_color(pal.value)
         update.select("g").set_color(pal.query)
         update.select("wd").set_color(pal.key)
-        role = "label" if self.is_portrait else "body"
+        role = self.data_role() if self.is_portrait else "body"
         notes = VGroup(
-            rich(f'#text(fill: rgb("{pal.value}"))[$eta$ 学习率：标量 {lr:g}（油门）]', role, prose=False),
+            rich(f'#text(fill: rgb("{pal.value}"))[$eta$ 学习率：标量 {num("lr", lr, "{:g}")}（油门）]', role,
+                 prose=False),
             rich(f'#text(fill: rgb("{pal.query}"))[$g$ 梯度：矩阵（Adam 归一化后）]', role, prose=False),
-            rich(f'#text(fill: rgb("{pal.key}"))[$lambda$ weight decay：标量 {wd:g}（弹簧）]', role, prose=False),
+            rich(f'#text(fill: rgb("{pal.key}"))[$lambda$ weight decay：标量 {num("weight_decay", wd, "{:g}")}'
+                 f'（弹簧）]', role, prose=False),
             rich("$W$ 权重：矩阵", role, prose=False),
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.25)
         block = VGroup(update, notes).arrange(DOWN, buff=0.6)
-        self.layout.figure.fit(block)
+        self.layout.figure.fit(block, max_grow=1.5)  # text may grow into the room (the layout check fails if it shrank)
         self.play(FadeIn(update), run_time=theme.BEAT)
         self.play(FadeIn(notes, lag_ratio=0.3), run_time=theme.SLOW)
-        self.say("梯度推着 W 背题\nλ 每步把 W 往 0 拉")
+        # AdamW's decoupled decay multiplies W by 1 − ηλ every step (torch.optim.AdamW, Loshchilov & Hutter 2019).
+        self.say(fill("梯度推着 W 背题\nλ 每步把 W 乘上 {decay_factor:g}", decay_factor=1 - lr * wd))
         self.wait(theme.HOLD)
         self.say("能用更小的 W 解题时\n泛化就出现了", color=pal.accent, hold=True)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here
