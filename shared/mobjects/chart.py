@@ -66,7 +66,9 @@ class Chart(VGroup):
         y_title = zh(y.title, "label", color=pal.muted) if y.title else None
         x_title = zh(x.title, "label", color=pal.muted) if x.title else None
         # The plot box: the region less room for tick labels (left, bottom) and titles (top, bottom).
-        left_room = (max((m.width for m in y_labels), default=0) + tick_len + 0.3 * em)
+        # Left: the y tick labels, or half the first x tick label, which is centred on the axis' left end.
+        left_room = max(max((m.width for m in y_labels), default=0) + tick_len + 0.3 * em,
+                        max((m.width for m in x_labels[:1]), default=0) / 2 + 0.1 * em)
         bottom_room = (em * 1.3 if any(text for _, text in x.ticks) else 0) + (em * 1.4 if x_title else 0) + tick_len
         top_room = em * 1.9 if y_title else 0.2 * em
         right_room = max((m.width for m in x_labels[-1:]), default=0) / 2 + 0.1 * em
