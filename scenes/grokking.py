@@ -158,14 +158,33 @@ class GrokkingCurves(ExplainerScene):
         self.train_curve = self.acc_chart.growing_polyline(steps, column("train_acc"), pal.value, reached)
         self.test_curve = self.acc_chart.growing_polyline(steps, column("test_acc"), pal.key, reached)
         self.norm_curve = self.norm_chart.growing_polyline(steps, column("weight_norm"), pal.query, reached)
-        norm_tag = zh("权重范数 ‖W‖", self.data_role(), color=pal.query, prose=False)
-        if norm_tag.width > 0.45 * self.norm_chart.box.width:  # a narrow chart (1:1): keep the corner clear
-            norm_tag = zh("权重范数\n‖W‖", self.data_role(), color=pal.query, prose=False)
-        # under the curve, which starts above the middle of this range (over it once the range widens for λ = 0)
-        norm_tag.move_to(self.norm_chart.box.point(0.03, 0.03), aligned_edge=DOWN + LEFT)
-        self.norm_tag = norm_tag
+        self.wide_norm_chart = self.norm_chart_for(self.run, self.no_decay)  # once the λ = 0 run joins
+        self.norm_tag = self.norm_tag_clear_of_curves()
         return VGroup(self.acc_chart, self.norm_chart, self.train_curve, self.test_curve, self.norm_curve, legend,
-                      self.step_counter, norm_tag, self.note)
+                      self.step_counter, self.norm_tag, self.note)
+
+    def norm_tag_clear_of_curves(self):
+        """The ‖W‖ chart's name, on one line or two, whichever first stays clear of the curves in both places it
+        takes: under the main run's curve (which starts above the middle of its own range), then over both curves
+        once the range widens for λ = 0."""
+        def clear(tag, chart, *runs) -> bool:
+            left, right, bottom, top = (tag.get_left()[0], tag.get_right()[0], tag.get_bottom()[1] - 0.1,
+                                        tag.get_top()[1] + 0.1)
+            for run in runs:
+                history = run["history"][1:]
+                points = chart.points_for([r["step"] for r in history], [r["weight_norm"] for r in history])
+                inside = (points[:, 0] >= left) & (points[:, 0] <= right)
+                if np.any(inside & (points[:, 1] >= bottom) & (points[:, 1] <= top)):
+                    return False
+            return True
+
+        for text in ("权重范数 ‖W‖", "权重范数\n‖W‖"):
+            tag = zh(text, self.data_role(), color=self.palette.query, prose=False)
+            wide = tag.copy().move_to(self.wide_norm_chart.box.point(0.03, 0.97), aligned_edge=UP + LEFT)
+            tag.move_to(self.norm_chart.box.point(0.03, 0.03), aligned_edge=DOWN + LEFT)
+            if clear(tag, self.norm_chart, self.run) and clear(wide, self.wide_norm_chart, self.run, self.no_decay):
+                break
+        return tag
 
     def norm_chart_for(self, *runs) -> Chart:
         """The ‖W‖ chart with a y range that just holds ``runs``' norms (in tens): the main run's alone first, so its
@@ -305,7 +324,7 @@ class GrokkingCurves(ExplainerScene):
         test = self.acc_chart.growing_polyline(steps, column("test_acc"), pal.warning, until)
         train = self.acc_chart.growing_polyline(steps, column("train_acc"), pal.warning, until,
                                                 stroke_width=theme.STROKE_THIN)
-        wide = self.norm_chart_for(self.run, self.no_decay)
+        wide = self.wide_norm_chart
         main = self.run["history"][1:]
         self.norm_curve.clear_updaters()
         rescaled = wide.polyline(self.plotted("main_run_step", [r["step"] for r in main]),
