@@ -21,7 +21,7 @@ from scripts.export import MEDIA_ENV, ExportError
 # name → module; the module's click command is its attribute `main` or `cli`, or the only click.Command it defines.
 OPTIONAL_COMMANDS = {"train-grokking": "scripts.train_grokking", "train-moe": "scripts.train_moe",
                      "train-translator": "scripts.train_translator",
-                     "quantize-translator": "scripts.quantize_translator"}
+                     "quantize-translator": "scripts.quantize_translator", "train-lora": "scripts.train_lora"}
 
 SCENE_HELP = "SCENE is a topic name (rope → scenes/rope.py) or the path of a .py file with one ExplainerScene."
 THEMES = click.Choice(["dark", "light"])

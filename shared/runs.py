@@ -848,3 +848,204 @@ def quant_setting(log: dict, fmt: str, granularity: str) -> dict:
             return record
     logged = [(r["format"], r["granularity"]) for r in log["history"]]
     raise KeyError(f"no setting {fmt} per {granularity}; the log has {logged}")
+
+
+# --- LoRA fine-tunes of the translator (scripts/train_lora.py → media/runs/lora/NAME.json + NAME.npz) -----------------
+
+LORA_RUNS_DIR = RUNS_DIR / "lora"
+# The exact command that wrote each committed LoRA run (also in media/runs/lora/README.md and the log's "command");
+# add --force to replace one. "full" trains every weight; "lora_rN" trains rank-N adapters on the attention
+# projections (rank 8 is the trainer's default).
+LORA_COMMANDS = {
+    "full": "python -m scripts.train_lora --method full --lr 0.001",
+    "lora_r1": "python -m scripts.train_lora --rank 1",
+    "lora_r2": "python -m scripts.train_lora --rank 2",
+    "lora_r4": "python -m scripts.train_lora --rank 4",
+    "lora_r8": "python -m scripts.train_lora",
+}
+LORA_SCORES = tuple(f"{split}_{k}" for split in ("new", "original") for k in ("exact_match", "token_accuracy"))
+LORA_REQUIRED = {
+    "top": {"command": str, "base": dict, "task": dict, "metrics": dict, "weights": dict, "test_split": list},
+    "config": {"base": str, "corpus_seed": int, "n_train": int, "n_test": int, "method": str, "rank": int,
+               "scaling": NUMBER, "targets": str, "seed": int, "steps": int, "lr": NUMBER},
+    "history": {"step": int, "train_loss": (*NUMBER, None), "new_loss": NUMBER, "original_loss": NUMBER,
+                **{k: NUMBER for k in LORA_SCORES}},
+}  # fmt: skip
+LORA_METRICS = {"n_parameters": int, "trainable_parameters": int, **{k: NUMBER for k in LORA_SCORES},
+                **{f"{k}_before": NUMBER for k in LORA_SCORES}}  # fmt: skip
+LORA_WITHOUT_ADAPTER = {"original_exact_match_without_adapter": NUMBER,
+                        "original_token_accuracy_without_adapter": NUMBER}  # fmt: skip
+DELTA_TYPES = {"shape": list, "singular_values": list, "frobenius": NUMBER, "base_frobenius": NUMBER}
+
+
+class LoRARun(NamedTuple):
+    """A fine-tune of the translator (``scripts/train_lora.py``): its log, its ``.npz`` and the base run.
+
+    ``arrays`` holds the adapters (``"<weight>/lora_a"`` A (r, in), ``"<weight>/lora_b"`` B (out, r), PEFT's
+    layout) of a LoRA run, or every weight after a full fine-tune. ``model`` is the fine-tuned numpy
+    :class:`shared.math.tiny_transformer.Translator` (for LoRA, the adapters merged into the base weights).
+    """
+
+    log: dict
+    arrays: dict
+    base: TranslatorRun
+    model: Any
+
+    @property
+    def metrics(self) -> dict:
+        return self.log["metrics"]
+
+    @property
+    def method(self) -> str:
+        return self.log["config"]["method"]
+
+    @property
+    def rank(self) -> int | None:
+        """r of every adapter; None for a full fine-tune."""
+        return self.log["config"]["rank"] if self.method == "lora" else None
+
+    @property
+    def alpha(self) -> float:
+        """PEFT's ``lora_alpha`` = scaling · r (the update is alpha / r · B A)."""
+        return self.log["config"]["scaling"] * self.log["config"]["rank"]
+
+    def adapters(self) -> dict:
+        """``{weight name: (A, B)}`` of a LoRA run (float32, PEFT's shapes)."""
+        return {name: (self.arrays[f"{name}/lora_a"], self.arrays[f"{name}/lora_b"]) for name in self.log["adapted"]}
+
+    def singular_values(self) -> dict:
+        """``{matrix name: σ of ΔW = W_after − W_before, largest first}`` of a full fine-tune (numpy arrays)."""
+        import numpy as np
+
+        return {name: np.array(d["singular_values"]) for name, d in self.log["delta"].items()}
+
+    @property
+    def test_split(self) -> list:
+        """The shifted task's held-out pairs as :class:`shared.corpus.SentencePair`."""
+        from shared.corpus import SentencePair
+
+        return [SentencePair.from_dict(d) for d in self.log["test_split"]]
+
+
+def lora_run_path(path_or_name: str | Path) -> Path:
+    """``"lora_r4"`` → ``media/runs/lora/lora_r4.json``; a path (with a folder or ``.json``) is taken as it is."""
+    return named_run_path(LORA_RUNS_DIR, path_or_name)
+
+
+def lora_regenerate_command(path_or_name: str | Path) -> str:
+    """The command that writes this LoRA run (for a name not committed: the trainer with that name)."""
+    return regenerate_command(LORA_COMMANDS, "scripts.train_lora", lora_run_path(path_or_name))
+
+
+def merged_arrays(base_arrays: dict, adapters: dict, alpha: float) -> dict:
+    """The base weights (``tiny_transformer.weights_to_arrays`` layout, ``x @ w`` with w ``[in, out]``) with every
+    adapter merged in: w + (alpha / r)·(B A)ᵀ, i.e. :func:`shared.math.lora.merge_lora` of the PEFT-layout Wᵀ."""
+    from shared.math.lora import merge_lora
+
+    merged = dict(base_arrays)
+    for name, (lora_a, lora_b) in adapters.items():
+        merged[name] = merge_lora(base_arrays[name].T, lora_a, lora_b, alpha).T
+    return merged
+
+
+def load_lora_run(path_or_name: str | Path) -> LoRARun:
+    """Load and validate a run of ``scripts/train_lora.py`` with its weights and base, as a numpy model.
+
+    Beyond :func:`load_run_log`'s checks (keys and their types): the base translator run is the one fine-tuned
+    (same weights sha256); the ``.npz`` exists and has the sha256 the log records; scores lie in [0, 1]; a LoRA run
+    lists its adapted weights with an A (r, in) and a B (out, r) for each, its trainable parameter count is
+    Σ r·(in + out), and it logs the original task's scores without the adapter; a full fine-tune trains every base
+    parameter, its ``.npz`` has every base weight's shape, and ``delta`` gives every matrix min(in, out) singular
+    values, largest first, whose squares sum to ‖ΔW‖²_F; every test pair has a source, a target and an alignment
+    with one entry per target word.
+
+    Raises
+    ------
+    RunLogError
+        Naming the file at fault and the command that regenerates the run.
+    """
+    import hashlib
+
+    import numpy as np
+
+    from shared.math.tiny_transformer import Translator, weights_from_arrays, weights_to_arrays
+
+    path = lora_run_path(path_or_name)
+    regenerate = lora_regenerate_command(path)
+    log = load_run_log(path, regenerate=regenerate, required=LORA_REQUIRED)
+    fail = _failer(path, regenerate)
+    config, metrics = log["config"], log["metrics"]
+    check_fields(metrics, LORA_METRICS, "metrics", fail)
+    check_fields(log["base"], {"run": str, "weights_sha256": str}, "base", fail)
+    check_fields(log["weights"], {"file": str, "sha256": str}, "weights", fail)
+    scores = [metrics[k] for k in LORA_METRICS if k not in ("n_parameters", "trainable_parameters")]
+    scores += [r[k] for r in log["history"] for k in LORA_SCORES]
+    if not all(0.0 <= s <= 1.0 for s in scores):
+        fail("it has a score (exact match or token accuracy) outside [0, 1]")
+    base = load_translator(log["base"]["run"])
+    if base.log["weights"]["sha256"] != log["base"]["weights_sha256"]:
+        fail(f"it fine-tuned other weights than the translator run {log['base']['run']!r} holds now")
+    for i, pair in enumerate(log["test_split"]):
+        if not json_type_ok(pair, dict):
+            fail(f"test_split[{i}] must be an object (one sentence pair)")
+        check_fields(pair, {"source": list, "target": list, "alignment": list}, f"test_split[{i}]", fail)
+        if len(pair["alignment"]) != len(pair["target"]):
+            fail(f"test_split[{i}].alignment must have one entry per target word")
+    weights_file = path.parent / log["weights"]["file"]
+    if not weights_file.exists():
+        fail(f"its weights file {weights_file} does not exist")
+    if hashlib.sha256(weights_file.read_bytes()).hexdigest() != log["weights"]["sha256"]:
+        fail(f"{weights_file} is not the weights file it was written with (sha256 differs)")
+    with np.load(weights_file) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    base_arrays = weights_to_arrays(base.model.weights)
+    if config["method"] == "lora":
+        check_fields(log, {"adapted": dict}, "", fail)
+        check_fields(metrics, LORA_WITHOUT_ADAPTER, "metrics", fail)
+        r, trainable = config["rank"], 0
+        expected = set()
+        for name, shape in log["adapted"].items():
+            if name not in base_arrays or list(base_arrays[name].shape) != shape:
+                fail(f"adapted.{name} is not a weight of the base with shape {shape}")
+            (fan_in, fan_out), a, b = shape, f"{name}/lora_a", f"{name}/lora_b"
+            if a not in arrays or b not in arrays or arrays[a].shape != (r, fan_in) or arrays[b].shape != (fan_out, r):
+                fail(f"{weights_file} must hold {a} ({r}, {fan_in}) and {b} ({fan_out}, {r})")
+            expected |= {a, b}
+            trainable += r * (fan_in + fan_out)
+        if set(arrays) != expected:
+            fail(f"{weights_file} holds arrays for weights the log does not list as adapted")
+        if metrics["trainable_parameters"] != trainable:
+            fail(f"metrics.trainable_parameters is {metrics['trainable_parameters']}, not Σ r·(in + out) = {trainable}")
+        run = LoRARun(log, arrays, base, None)
+        weights = merged_arrays(base_arrays, run.adapters(), run.alpha)
+    elif config["method"] == "full":
+        check_fields(log, {"delta": dict}, "", fail)
+        if set(arrays) != set(base_arrays) or any(arrays[k].shape != base_arrays[k].shape for k in arrays):
+            fail(f"{weights_file} must hold every base weight with its shape")
+        if not metrics["trainable_parameters"] == metrics["n_parameters"] == sum(a.size for a in arrays.values()):
+            fail("a full fine-tune trains every parameter: trainable_parameters must equal n_parameters")
+        matrices = {k for k, v in base_arrays.items() if v.ndim == 2}
+        if set(log["delta"]) != matrices:
+            fail(f"delta must have an entry for each of the {len(matrices)} matrices")
+        for name, entry in log["delta"].items():
+            if not json_type_ok(entry, dict):
+                fail(f"delta.{name} must be an object")
+            check_fields(entry, DELTA_TYPES, f"delta.{name}", fail)
+            sigma = entry["singular_values"]
+            if (entry["shape"] != list(base_arrays[name].shape) or len(sigma) != min(entry["shape"])
+                    or not all(json_type_ok(s, NUMBER) for s in sigma)
+                    or any(b > a for a, b in zip(sigma, sigma[1:])) or (sigma and sigma[-1] < 0)):
+                fail(f"delta.{name}.singular_values must be min(in, out) numbers ≥ 0, largest first")
+            if not np.isclose(np.sqrt(np.sum(np.square(sigma))), entry["frobenius"], rtol=1e-4, atol=1e-9):
+                fail(f"delta.{name}: the singular values' squares do not sum to frobenius²")
+        run = LoRARun(log, arrays, base, None)
+        weights = arrays
+    else:
+        fail(f"config.method must be 'full' or 'lora', not {config['method']!r}")
+    model = Translator(base.model.config, weights_from_arrays(base.model.config, weights))
+    return run._replace(model=model)
+
+
+def load_lora_runs() -> dict[str, LoRARun]:
+    """Every committed LoRA run by name (:data:`LORA_COMMANDS`): ``"full"``, ``"lora_r1"`` … ``"lora_r8"``."""
+    return {name: load_lora_run(name) for name in LORA_COMMANDS}
