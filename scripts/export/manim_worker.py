@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 PROGRESS_PREFIX = "@@progress "
+INFLIGHT_ENCODERS = 4
 WORKER_FILE = "worker.json"
 
 # kind → manim output settings. "movie" is manim's default encode (libx264 crf 23); "sections" is near-lossless
@@ -148,6 +149,9 @@ def configure(job: dict, out: Path) -> None:
     config.disable_caching = True  # each play() would hash every mobject; our scenes gain nothing from it
     config.save_sections = encoding["format"] != "png"
     config.format = encoding["format"]
+    # Encode up to 4 animations while drawing the next (manim's default.cfg suggests 4; its default 1 makes drawing
+    # wait for each animation's encode): rope at 1920×1080 rendered in one process in 73 s instead of 90 s.
+    config.max_inflight_encoders = INFLIGHT_ENCODERS
     for key in ("video_codec", "pixel_format", "video_encoder_options"):
         if key in encoding:
             setattr(config, key, encoding[key])

@@ -188,12 +188,9 @@ def plan_workers(wanted: list[int], construct_s: list[float], draw_s: list[float
     if n == 0:
         return []
     jobs = max(1, min(jobs, n))
-    prefix = [0.0]
-    for seconds in construct_s:
-        prefix.append(prefix[-1] + seconds)
 
     def cost(a: int, b: int) -> float:  # worker drawing wanted[a:b]
-        return WORKER_START_S + prefix[wanted[b - 1] + 1] + sum(draw_s[i] for i in wanted[a:b])
+        return worker_seconds(wanted[a:b], construct_s, draw_s)
 
     # best[k][j]: (slowest worker, split points) for wanted[:j] over k workers
     best = [[(0.0, [])] + [(float("inf"), [])] * n]
@@ -209,6 +206,12 @@ def plan_workers(wanted: list[int], construct_s: list[float], draw_s: list[float
     _, cuts = min((best[k][n] for k in range(1, jobs + 1)), key=lambda entry: entry[0])
     bounds = [*cuts, n]
     return [wanted[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def worker_seconds(sections: list[int], construct_s: list[float], draw_s: list[float]) -> float:
+    """Estimated seconds of a worker drawing ``sections`` (sorted): start, the code of every section up to its last
+    one, and drawing its own."""
+    return WORKER_START_S + sum(construct_s[: sections[-1] + 1]) + sum(draw_s[i] for i in sections)
 
 
 # --- running workers -----------------------------------------------------------------------------------------------
@@ -417,7 +420,9 @@ def _render_missing(spec: RenderSpec, missing: list[int], plan: dict, jobs: int,
                     console) -> None:
     probed = plan["sections"]
     draw_s = [section_frames(s, spec.fps) * spec.width * spec.height / 1e6 * DRAW_S_PER_MEGAPIXEL for s in probed]
-    groups = plan_workers(missing, [s.get("construct_s", 0.0) for s in probed], draw_s, jobs)
+    construct_s = [s.get("construct_s", 0.0) for s in probed]
+    groups = plan_workers(missing, construct_s, draw_s, jobs)
+    estimates = [worker_seconds(group, construct_s, draw_s) for group in groups]
     expected = sum(section_frames(probed[i], spec.fps) for i in missing)
     before = _file_hashes(_always_hashed(spec))
     work = _fresh_work_folder(folder)
@@ -447,6 +452,10 @@ def _render_missing(spec: RenderSpec, missing: list[int], plan: dict, jobs: int,
                 (folder / "sections" / f"{index:03d}.json").write_text(json.dumps(data, ensure_ascii=False, indent=1))
         record = outputs[0][0]
         (folder / "record.json").write_text(json.dumps({k: record.get(k) for k in SCENE_FIELDS}, ensure_ascii=False))
+        # How the work was split and how long each worker took: to check the balance (scripts/bench_render.py).
+        (folder / "workers.json").write_text(json.dumps(
+            [{"sections": worker.sections, "wall_s": info["wall_s"], "estimated_s": round(estimate, 2)}
+             for worker, (_, info), estimate in zip(workers, outputs, estimates)], indent=1))
         if not keep:
             _write_stamp(spec, folder, before, sorted(source_files))
     finally:

@@ -14,7 +14,7 @@ from conftest import FIXTURE_SCENE, expected_section_seconds
 from scripts.export.cover import letterbox
 from shared.theme import DARK, LIGHT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export-cover")]  # one worker renders the covers
 
 
 def rgb(hex_colour):

@@ -20,6 +20,9 @@ from scripts.export.scenes import resolve_scene
 from shared import theme
 from shared.theme import DARK
 
+# Under pytest-xdist these tests and the gallery's run in one worker, which renders the GIF fixtures once.
+pytestmark = pytest.mark.xdist_group("export-gifs")
+
 WIDTH, HEIGHT = 720, 960  # DESIGN §5: 720 px wide; the article aspect is 3:4
 FPS = 20  # the default --fps-max, which the fixture's sections fit
 

@@ -15,7 +15,7 @@ from scipy.signal import resample_poly
 
 from conftest import FIXTURE_SCENE, expected_section_seconds
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export-short")]  # one worker renders the shorts
 FPS = 30
 
 
