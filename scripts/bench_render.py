@@ -5,7 +5,8 @@
 
 Each run is the whole command a writer types (probe included), in a fresh media folder so nothing is reused from a
 cache. CPU time is the user + system time of the command and every process it started (``getrusage`` of children);
-CPU use is that divided by the wall time (2.0 = two cores busy the whole time). The two MP4s are then decoded and
+CPU use is that divided by the wall time (2.0 = two cores busy the whole time); each worker's sections and time
+(from the cache's ``workers.json``) show how well the work was balanced. The two MP4s are then decoded and
 their frames compared (ffmpeg's ``framemd5``): the parallel render must draw exactly the serial frames.
 
 Other work on the machine slows both runs unevenly: the load average before each run is printed; measure when it
@@ -63,9 +64,10 @@ def run_render(scene: str, quality: str, aspect: str, jobs: int, folder: Path) -
     if proc.returncode != 0:
         raise click.ClickException(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     seconds = video_seconds(out)
+    workers = [json.loads(p.read_text()) for p in (folder / "media" / "cache").glob("*/movie-*/workers.json")]
     return {"jobs": jobs, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "cpu_use": round(cpu / wall, 2),
             "video_s": round(seconds, 3), "s_per_video_s": round(wall / seconds, 3), "load_before": round(load, 2),
-            "movie": out}
+            "workers": workers[0] if workers else [], "movie": out}
 
 
 @click.command()
@@ -92,6 +94,10 @@ def main(scene, quality, aspect, jobs, json_out):
             click.echo(f"  --jobs {n}: {r['wall_s']:7.1f} s wall, {r['cpu_s']:7.1f} s CPU (CPU use {r['cpu_use']:.2f}),"
                        f" {r['s_per_video_s']:.2f} s per video second ({r['video_s']:.1f} s of video; load before "
                        f"{r['load_before']:.2f})")
+            for worker in r["workers"]:
+                numbers = ", ".join(str(i + 1) for i in worker["sections"])
+                click.echo(f"      worker drawing sections {numbers}: {worker['wall_s']:.1f} s "
+                           f"(estimated {worker['estimated_s']:.1f} s)")
         same = frame_md5s(runs[0]["movie"]) == frame_md5s(runs[1]["movie"])
     ratio = runs[1]["wall_s"] / runs[0]["wall_s"]
     click.echo(f"  parallel / serial wall time: {ratio:.2f}; frames {'identical' if same else 'DIFFER'}")
