@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import inspect
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from shared.checks import dry_run
 from shared.scene import ExplainerScene
+from shared.voice import VOICE_ENV
 
 SCENES_DIR = Path(__file__).resolve().parents[2] / "scenes"
 ASPECTS = ("16:9", "9:16", "article", "1:1")  # every aspect a scene is advertised in, each checked the same way
@@ -32,21 +34,42 @@ def scene_classes() -> dict[str, list[type]]:
     return found
 
 
-_cache: dict[tuple[str, str], tuple] = {}
+_cache: dict[tuple[str, str, str | None], tuple] = {}
 
 
 @pytest.fixture(scope="session")
 def scene_run():
-    """scene_run(topic, aspect) → (record, problems, frames), computed once; frames: section → last full frame."""
+    """scene_run(topic, aspect, voice=None) → (record, problems, frames), computed once; frames: section → last full
+    frame. With ``voice`` (an engine name) the scene runs narrated: beats last their speech, subtitles are drawn."""
     classes = scene_classes()
 
-    def run(topic: str, aspect: str):
-        key = (topic, aspect)
+    def run(topic: str, aspect: str, voice: str | None = None):
+        key = (topic, aspect, voice)
         if key not in _cache:
             (cls,) = classes[topic]
             frames = {}
-            record, problems = dry_run(cls, aspect, frames=frames)
+            saved = os.environ.get(VOICE_ENV)
+            os.environ[VOICE_ENV] = voice or ""
+            try:
+                record, problems = dry_run(cls, aspect, frames=None if voice else frames)
+            finally:
+                os.environ.pop(VOICE_ENV) if saved is None else os.environ.__setitem__(VOICE_ENV, saved)
             _cache[key] = (record, problems, frames)
         return _cache[key]
 
     return run
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``--dist loadgroup``), every test of one (scene, aspect) runs in the worker that holds its
+    dry run: parametrized tests by their ``topic``/``aspect`` parameters, a scene's own test file
+    (``test_<topic>_scene.py``) with its 16:9 run."""
+    topics = set(scene_classes())
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        topic = params.get("topic")
+        if topic is None:
+            stem = Path(str(item.fspath)).stem
+            topic = next((t for t in topics if stem == f"test_{t}_scene"), None)
+        if topic is not None:
+            item.add_marker(pytest.mark.xdist_group(f"{topic}-{params.get('aspect', '16:9')}"))

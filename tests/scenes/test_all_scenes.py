@@ -5,6 +5,7 @@ minimum, at most 4 prose lines, no overlapping text)."""
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 from conftest import ASPECTS, scene_classes
@@ -44,3 +45,29 @@ def test_portrait_is_a_relayout_not_a_crop(scene_run, topic):
     port, _, _ = scene_run(topic, "9:16")
     assert [s.name for s in land.sections] == [s.name for s in port.sections]
     assert land.numbers.keys() == port.numbers.keys()
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_section_is_narrated(scene_run, topic):
+    """Narration is written beside the animation it speaks for: every section has voice() beats covering most of its
+    time (the rest is the title and the clearing between sections)."""
+    record, _, _ = scene_run(topic, "16:9")
+    for section in record.sections:
+        covered = sum(beat["end"] - beat["start"] for beat in section.narration if "end" in beat)
+        assert section.narration, f"{topic}: section {section.name!r} has no narration"
+        assert covered >= 0.6 * section.duration, (topic, section.name, covered, section.duration)
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (make installs it)")
+@pytest.mark.parametrize("topic", TOPICS)
+def test_narrated_short_layout(scene_run, topic):
+    """Read aloud in 9:16 (the short): beats last their speech, the subtitles fit their band above the platform's
+    bottom UI and every frame still passes the layout check."""
+    record, problems, _ = scene_run(topic, "9:16", voice="espeak")
+    found = {name: p for name, p in problems.items() if p}
+    assert not found, "\n".join(f"{name}: {p}" for name, ps in found.items() for p in ps)
+    for section in record.sections:
+        for beat in section.narration:
+            speech = sum(s["duration"] for s in beat["sentences"])
+            assert beat["sentences"] and beat["end"] - beat["start"] >= speech - 1e-9, (section.name, beat["text"])
+        assert section.subtitles and all(len(line) <= 16 for cue in section.subtitles for line in cue["lines"])
