@@ -203,19 +203,24 @@ class FlashAttentionTiles(ExplainerScene):
                                 color=pal.accent, stroke_width=theme.STROKE))
         row_box = matrix.outline(rows=[self.row], color=pal.accent)
 
-        self.play(FadeIn(header), LaggedStart(*[FadeIn(matrix.row_group(i)) for i in range(CFG.length)],
-                                              lag_ratio=0.15), run_time=theme.SLOW)
-        self.say("普通注意力：先把整个\nn × n 分数矩阵存下来")
-        self.wait(theme.HOLD)
-        self.say(fill("n = {long_context} 时，一个头\n就要 {long_context_gib:g} GiB（{dtype}）",
-                      long_context=CFG.long_context, long_context_gib=CFG.long_context**2 * score_bytes / GIB,
-                      dtype=term(CFG.score_dtype)), color=pal.warning, hold=True)
-        self.play(Create(cuts), run_time=theme.BEAT)
-        self.say("FlashAttention：K、V 分块\n一块一块算，算完就扔", color=pal.accent)
-        self.wait(theme.HOLD)
-        self.play(Create(row_box), run_time=theme.QUICK)
-        self.say(fill("盯住一行（第 {query_number} 个 query）：\n分块算的 softmax 怎么拼？", query_number=self.row + 1),
-                 hold=True)
+        with self.voice("先给答案：FlashAttention 从不存下整个分数矩阵。普通注意力却要先存下 n 乘 n 个分数。"):
+            self.play(FadeIn(header), LaggedStart(*[FadeIn(matrix.row_group(i)) for i in range(CFG.length)],
+                                                  lag_ratio=0.15), run_time=theme.SLOW)
+            self.say("普通注意力：先把整个\nn × n 分数矩阵存下来")
+            self.wait(theme.HOLD)
+        memory = dict(long_context=CFG.long_context, long_context_gib=CFG.long_context**2 * score_bytes / GIB,
+                      dtype=term(CFG.score_dtype))
+        with self.voice(fill("n 到 {long_context}，一个头就要 {long_context_gib:g} GiB。", **memory)):
+            self.say(fill("n = {long_context} 时，一个头\n就要 {long_context_gib:g} GiB（{dtype}）", **memory),
+                     color=pal.warning, hold=True)
+        with self.voice("FlashAttention 把 K、V 切成块，算完就扔。"):
+            self.play(Create(cuts), run_time=theme.BEAT)
+            self.say("FlashAttention：K、V 分块\n一块一块算，算完就扔", color=pal.accent)
+            self.wait(theme.HOLD)
+        query = dict(query_number=self.row + 1)
+        with self.voice(fill("盯住第 {query_number} 个 query：分块算的 softmax 怎么拼？", **query)):
+            self.play(Create(row_box), run_time=theme.QUICK)
+            self.say(fill("盯住一行（第 {query_number} 个 query）：\n分块算的 softmax 怎么拼？", **query), hold=True)
         self.clear_stage()
 
     # --- 2 ---------------------------------------------------------------------------------------------------------
@@ -226,29 +231,36 @@ class FlashAttentionTiles(ExplainerScene):
         self.show_title("逐块更新 m 和 ℓ")
         strip, tiles, chart, readout_area = self.build_stage()
 
-        self.play(FadeIn(strip), FadeIn(chart), run_time=theme.BEAT)
         # Tile 1: its max is the running max; ℓ = Σ exp(s − m).
         bars1 = self.tile_bars(chart, 0, float(self.trace[0]["m"][self.row]))
         state = self.readout(readout_area, 0)
-        self.play(self.reveal(tiles, 0), Create(tiles[0].outline(color=self.block_colors()[0])), run_time=theme.BEAT)
-        self.play(*[GrowFromEdge(bar, DOWN) for bar in bars1], FadeIn(state), run_time=theme.BEAT)
-        self.say(fill("第 {tile} 块：记下最大值 m\n和 ℓ = Σ exp(s − m)", tile=num("tile", 1)))
-        self.wait(theme.HOLD)
+        with self.voice("答案：边算边记两样，最大值 m 和一个和。"):
+            self.play(FadeIn(strip), FadeIn(chart), run_time=theme.BEAT)
+            self.play(self.reveal(tiles, 0), Create(tiles[0].outline(color=self.block_colors()[0])),
+                      run_time=theme.BEAT)
+        with self.voice(fill("第 {tile} 块：m 是最大值，和是 e 的 s 减 m 次方之和。", tile=num("tile", 1))):
+            self.play(*[GrowFromEdge(bar, DOWN) for bar in bars1], FadeIn(state), run_time=theme.BEAT)
+            self.say(fill("第 {tile} 块：记下最大值 m\n和 ℓ = Σ exp(s − m)", tile=num("tile", 1)))
+            self.wait(theme.HOLD)
         # Tile 2: a larger max. Everything summed so far was exp(s − m_old): multiply by α = exp(m_old − m_new).
         t2 = self.trace[1]
         m2, alpha2 = float(t2["m"][self.row]), float(t2["alpha"][self.row])
         bars2 = self.tile_bars(chart, 1, m2)
-        self.play(self.reveal(tiles, 1), Create(tiles[1].outline(color=self.block_colors()[1])), run_time=theme.BEAT)
-        self.say(fill("第 {tile} 块有更大的值 m′：\n旧的 exp 全部乘 α", tile=num("tile", 2)), color=pal.accent)
+        with self.voice(fill("第 {tile} 块有更大的分数。", tile=num("tile", 2))):
+            self.play(self.reveal(tiles, 1), Create(tiles[1].outline(color=self.block_colors()[1])),
+                      run_time=theme.BEAT)
+            self.say(fill("第 {tile} 块有更大的值 m′：\n旧的 exp 全部乘 α", tile=num("tile", 2)), color=pal.accent)
         new_state = self.readout(readout_area, 1)
-        self.play(bars1.animate.stretch(alpha2, 1, about_edge=DOWN), *[GrowFromEdge(bar, DOWN) for bar in bars2],
-                  crossfade(state, new_state, match=False), run_time=theme.SLOW)
         rescale, new_sum = "alpha = e^(m - m')", "ell' = alpha ell + sum e^(s - m')"
-        if self.is_portrait:  # one line is wider than the phone's caption band
-            self.say(VGroup(formula(rescale), formula(new_sum)).arrange(DOWN, buff=0.25))
-        else:
-            self.say(formula(f"{rescale}, quad {new_sum}"))
-        self.wait(theme.HOLD * 2)
+        with self.voice(fill("旧的和要乘上 α，e 的 m 减 m′ 次方，这里是 {alpha:.2f}；再加上新块的和。", prefix="tile_2_",
+                             alpha=alpha2)):
+            self.play(bars1.animate.stretch(alpha2, 1, about_edge=DOWN), *[GrowFromEdge(bar, DOWN) for bar in bars2],
+                      crossfade(state, new_state, match=False), run_time=theme.SLOW)
+            if self.is_portrait:  # one line is wider than the phone's caption band
+                self.say(VGroup(formula(rescale), formula(new_sum)).arrange(DOWN, buff=0.25))
+            else:
+                self.say(formula(f"{rescale}, quad {new_sum}"))
+            self.wait(theme.HOLD * 2)
         self.clear_stage()
 
     # --- 3 ---------------------------------------------------------------------------------------------------------
@@ -272,16 +284,18 @@ class FlashAttentionTiles(ExplainerScene):
         m_prev = float(self.trace[done - 1]["m"][self.row])
         old_bars = VGroup(*(self.tile_bars(chart, b, m_prev) for b in range(done)))
         state = self.readout(readout_area, done - 1)
-        self.play(FadeIn(strip), FadeIn(chart), FadeIn(old_bars), FadeIn(state), run_time=theme.BEAT)
-
         # The last tile: its max is not larger, so α = 1 and the old sums stay.
         alpha = float(last["alpha"][self.row])
         new_bars = self.tile_bars(chart, done, m_final)
         new_state = self.readout(readout_area, done)
-        self.play(self.reveal(tiles, done), run_time=theme.BEAT)
-        self.play(old_bars.animate.stretch(alpha, 1, about_edge=DOWN), *[GrowFromEdge(bar, DOWN) for bar in new_bars],
-                  crossfade(state, new_state, match=False), run_time=theme.BEAT)
-        self.say(fill("第 {tile} 块没超过 m：α = {last_alpha:.2f}", tile=num("tile", done + 1), last_alpha=alpha))
+        last_said = dict(tile=num("tile", done + 1), last_alpha=alpha)
+        with self.voice(fill("第 {tile} 块没超过 m，α 等于 {last_alpha:.2f}，旧的和不动。", **last_said)):
+            self.play(FadeIn(strip), FadeIn(chart), FadeIn(old_bars), FadeIn(state), run_time=theme.BEAT)
+            self.play(self.reveal(tiles, done), run_time=theme.BEAT)
+            self.play(old_bars.animate.stretch(alpha, 1, about_edge=DOWN),
+                      *[GrowFromEdge(bar, DOWN) for bar in new_bars], crossfade(state, new_state, match=False),
+                      run_time=theme.BEAT)
+            self.say(fill("第 {tile} 块没超过 m：α = {last_alpha:.2f}", **last_said))
         # Divide by ℓ: the bars become the softmax weights (the y axis zooms in to show them); dots mark the plain,
         # one-shot softmax.
         bars = VGroup(old_bars, new_bars)
@@ -289,14 +303,17 @@ class FlashAttentionTiles(ExplainerScene):
         weight_chart = self.bar_chart(chart.area, zoom_top, "权重 = exp(s − m) / ℓ", "weight_tick")
         plain_dots = VGroup(*(Dot(weight_chart.c2p(j, w), radius=0.06, color=pal.text)
                               for j, w in enumerate(plain_weights)))
-        self.play(bars.animate.stretch(1 / (l_final * zoom_top), 1, about_edge=DOWN), FadeOut(chart),
-                  FadeIn(weight_chart), run_time=theme.SLOW)
-        self.play(FadeIn(plain_dots, lag_ratio=0.1), run_time=theme.BEAT)
-        self.say(f"最后除以 ℓ：圆点是一次算完的\nsoftmax，最大差 "
-                 f"{num('weight_max_difference', weight_gap, tiny_format(weight_gap))}", color=pal.value)
-        self.wait(theme.HOLD)
-        self.say(f"输出 O 也边乘 α 边累加\n整体最大差 {num('output_max_difference', output_gap, tiny_format(output_gap))}",
-                 color=pal.value)
-        self.wait(theme.HOLD)
-        self.say(f"计算量还是 {term('O(n²)')}\n但 n × n 矩阵从没存下", color=pal.accent, hold=True)
+        weight_diff = num("weight_max_difference", weight_gap, tiny_format(weight_gap))
+        with self.voice(f"最后除以这个和，就是 softmax。圆点是一次算完的结果，最大差 {weight_diff}。"):
+            self.play(bars.animate.stretch(1 / (l_final * zoom_top), 1, about_edge=DOWN), FadeOut(chart),
+                      FadeIn(weight_chart), run_time=theme.SLOW)
+            self.play(FadeIn(plain_dots, lag_ratio=0.1), run_time=theme.BEAT)
+            self.say(f"最后除以 ℓ：圆点是一次算完的\nsoftmax，最大差 {weight_diff}", color=pal.value)
+            self.wait(theme.HOLD)
+        output_diff = num("output_max_difference", output_gap, tiny_format(output_gap))
+        with self.voice(f"输出 O 也边乘 α 边累加，最大差 {output_diff}。"):
+            self.say(f"输出 O 也边乘 α 边累加\n整体最大差 {output_diff}", color=pal.value)
+            self.wait(theme.HOLD)
+        with self.voice("计算量还是 n 的平方，但 n 乘 n 的矩阵从没存下：长上下文省的就是这块显存。"):
+            self.say(f"计算量还是 {term('O(n²)')}\n但 n × n 矩阵从没存下", color=pal.accent, hold=True)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

@@ -230,12 +230,15 @@ class GrokkingCurves(ExplainerScene):
         marker = Rectangle(width=cell * 2.2, height=cell * 2.2, color=pal.accent, stroke_width=theme.STROKE)
         marker.move_to(table.cell_center(a, b))
 
-        self.play(FadeIn(table), FadeIn(labels), run_time=theme.BEAT)
-        self.say(fill("{p} × {p} = {pairs} 道加法题", p=p, pairs=p * p))
-        self.wait(theme.QUICK)
-        self.say(fill("亮的 {train_share:.0%} 给模型背\n暗的留着考试", train_share=float(train.mean())))
-        self.play(Create(marker), FadeIn(example, lag_ratio=0.3), run_time=theme.SLOW)
-        self.wait(theme.HOLD)
+        with self.voice(fill("先给答案：grokking 是先背下题目，很久以后才突然学会。任务是模 {p} 加法。", p=p)):
+            self.play(FadeIn(table), FadeIn(labels), run_time=theme.BEAT)
+            self.say(fill("{p} × {p} = {pairs} 道加法题", p=p, pairs=p * p))
+            self.wait(theme.QUICK)
+        train_share = float(train.mean())
+        with self.voice(fill("亮的 {train_share:.0%} 给模型背，暗的留着考试。", train_share=train_share)):
+            self.say(fill("亮的 {train_share:.0%} 给模型背\n暗的留着考试", train_share=train_share))
+            self.play(Create(marker), FadeIn(example, lag_ratio=0.3), run_time=theme.SLOW)
+            self.wait(theme.HOLD)
         self.clear_stage()
 
     # --- 2 ---------------------------------------------------------------------------------------------------------
@@ -247,12 +250,14 @@ class GrokkingCurves(ExplainerScene):
         charts = self.build_charts()
         memorized = self.phases.memorized
         at = self.record_at(self.run, memorized)
-        self.play(FadeIn(charts), run_time=theme.BEAT)
-        self.say("训练集准确率冲上去")
-        self.advance_to(memorized, run_time=5)
-        self.say(fill("第 {memorized_step} 步：训练 {memorized_train_acc:.0%}\n测试 {memorized_test_acc:.1%}",
-                      memorized_step=memorized, memorized_train_acc=at["train_acc"],
-                      memorized_test_acc=at["test_acc"]), color=pal.value, hold=True)
+        with self.voice("一次真实的训练，横轴是步数。训练集准确率很快冲了上去。"):
+            self.play(FadeIn(charts), run_time=theme.BEAT)
+            self.say("训练集准确率冲上去")
+            self.advance_to(memorized, run_time=5)
+        said = dict(memorized_step=memorized, memorized_train_acc=at["train_acc"], memorized_test_acc=at["test_acc"])
+        with self.voice(fill("第 {memorized_step} 步，测试只有 {memorized_test_acc:.1%}：它只是背下来了。", **said)):
+            self.say(fill("第 {memorized_step} 步：训练 {memorized_train_acc:.0%}\n测试 {memorized_test_acc:.1%}",
+                          **said), color=pal.value, hold=True)
 
     # --- 3 ---------------------------------------------------------------------------------------------------------
 
@@ -266,17 +271,18 @@ class GrokkingCurves(ExplainerScene):
         peak = max(window, key=lambda r: r["weight_norm"])
         # Stop short of the jump, so that the next section plays it; a run that never groks plays to its end here.
         end = self.last_step if grokking is None else max(peak["step"], int(0.8 * grokking))
-        self.say("测试准确率还趴在地上", color=pal.key)
-        self.advance_to(peak["step"], run_time=5)
-        norm_peak = fill("‖W‖ 在第 {norm_peak_step} 步见顶（{norm_peak:.0f}）", norm_peak_step=peak["step"],
-                         norm_peak=peak["weight_norm"])
+        with self.voice("接下来很久，测试准确率还趴在地上。"):
+            self.say("测试准确率还趴在地上", color=pal.key)
+            self.advance_to(peak["step"], run_time=5)
+        said = dict(norm_peak_step=peak["step"], norm_peak=peak["weight_norm"])
         if self.record_at(self.run, end)["weight_norm"] < peak["weight_norm"]:
             decay = "之后被 weight decay 拉小"
         else:
             decay = "之后也没有变小"
-        self.say(f"{norm_peak}\n{decay}", color=pal.query)
-        self.advance_to(end, run_time=4)
-        self.wait(theme.QUICK)
+        with self.voice(fill("可权重范数在变：第 {norm_peak_step} 步见顶，", **said) + decay + "。"):
+            self.say(fill("‖W‖ 在第 {norm_peak_step} 步见顶（{norm_peak:.0f}）\n", **said) + decay, color=pal.query)
+            self.advance_to(end, run_time=4)
+            self.wait(theme.QUICK)
 
     # --- 4 ---------------------------------------------------------------------------------------------------------
 
@@ -286,7 +292,8 @@ class GrokkingCurves(ExplainerScene):
         self.run_note(self.run, "main_run_")  # still on screen from 背诵
         reached = self.phases.generalized or self.phases.grokking
         self.show_title("顿悟：突然学会" if reached else "还没有顿悟")
-        self.advance_to(self.last_step, run_time=5 if reached else theme.BEAT)
+        with self.voice("然后，测试准确率突然冲了上去。" if reached else "一直训练到最后，测试准确率也没上来。"):
+            self.advance_to(self.last_step, run_time=5 if reached else theme.BEAT)
         names = {"memorized": "背下", "grokking": "过半", "generalized": "学会"}
         reached_phases = {key: step for key, step in self.phases._asdict().items() if step is not None}
         lines = VGroup(*(self.acc_chart.vline(step, pal.accent) for step in reached_phases.values()))
@@ -297,16 +304,22 @@ class GrokkingCurves(ExplainerScene):
         readings.move_to(self.acc_chart.box.point(0.03, 0.97), aligned_edge=UP + LEFT)
         marks = VGroup(lines, readings)
         self.phase_marks = marks
-        self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
         if reached:
             reached_name = "学会" if self.phases.generalized else "过半"
-            self.say(f"从背下到{reached_name}：\n" + fill("{memorized_step} → {reached_step} 步",
-                                                         memorized_step=self.phases.memorized, reached_step=reached),
-                     color=pal.accent, hold=True)
+            said = dict(memorized_step=self.phases.memorized, reached_step=reached)
+            speech = fill(f"从第 {{memorized_step}} 步背下，到第 {{reached_step}} 步{reached_name}：这就是 grokking。",
+                          **said)
+            caption = f"从背下到{reached_name}：\n" + fill("{memorized_step} → {reached_step} 步", **said)
+            color = pal.accent
         else:
             final = self.run["history"][-1]
-            self.say(fill("到第 {last_step} 步，测试仍是 {final_test_acc:.0%}\n这个 run 没等到顿悟",
-                          last_step=final["step"], final_test_acc=final["test_acc"]), color=pal.key, hold=True)
+            said = dict(last_step=final["step"], final_test_acc=final["test_acc"])
+            speech = fill("到第 {last_step} 步，测试仍是 {final_test_acc:.0%}，这个 run 没等到顿悟。", **said)
+            caption = fill("到第 {last_step} 步，测试仍是 {final_test_acc:.0%}\n这个 run 没等到顿悟", **said)
+            color = pal.key
+        with self.voice(speech):
+            self.play(FadeIn(marks, lag_ratio=0.3), run_time=theme.BEAT)
+            self.say(caption, color=color, hold=True)
 
     # --- 5 ---------------------------------------------------------------------------------------------------------
 
@@ -337,18 +350,22 @@ class GrokkingCurves(ExplainerScene):
         fades = [crossfade(self.note, note, match=False)] if len(self.note) else []
         if len(note):
             note.move_to(self.note, aligned_edge=LEFT)
-        self.play(FadeOut(self.phase_marks), crossfade(self.step_counter, tag, match=False), *fades,
-                  FadeOut(self.norm_chart), FadeIn(wide), Transform(self.norm_curve, rescaled),
-                  self.norm_tag.animate.move_to(wide.box.point(0.03, 0.97), aligned_edge=UP + LEFT),
-                  run_time=theme.BEAT)
-        self.add(test, train, norm)
-        self.play(reached.animate.set_value(np.log10(steps[-1])), run_time=6, rate_func=linear)
+        with self.voice(fill("为什么会顿悟？关掉 weight decay 试试：λ 等于 {no_decay_weight_decay:g}，看红线。",
+                             no_decay_weight_decay=self.no_decay["config"]["weight_decay"])):
+            self.play(FadeOut(self.phase_marks), crossfade(self.step_counter, tag, match=False), *fades,
+                      FadeOut(self.norm_chart), FadeIn(wide), Transform(self.norm_curve, rescaled),
+                      self.norm_tag.animate.move_to(wide.box.point(0.03, 0.97), aligned_edge=UP + LEFT),
+                      run_time=theme.BEAT)
+            self.add(test, train, norm)
+            self.play(reached.animate.set_value(np.log10(steps[-1])), run_time=6, rate_func=linear)
         first, final = self.no_decay["history"][0], self.no_decay["history"][-1]
-        self.say(fill("{wd}：训练 {no_decay_final_train_acc:.0%}，测试 {no_decay_final_test_acc:.0%}\n"
-                      "‖W‖ 从 {no_decay_initial_norm:.0f} 涨到 {no_decay_final_norm:.0f}", wd=wd,
-                      no_decay_final_train_acc=final["train_acc"], no_decay_final_test_acc=final["test_acc"],
-                      no_decay_initial_norm=first["weight_norm"], no_decay_final_norm=final["weight_norm"]),
-                 color=pal.warning, hold=True)
+        said = dict(no_decay_final_train_acc=final["train_acc"], no_decay_final_test_acc=final["test_acc"],
+                    no_decay_initial_norm=first["weight_norm"], no_decay_final_norm=final["weight_norm"])
+        with self.voice(fill("训练 {no_decay_final_train_acc:.0%}，测试 {no_decay_final_test_acc:.0%}，权重范数涨到 "
+                             "{no_decay_final_norm:.0f}：没有弹簧，它就停在死记硬背。", **said)):
+            self.say(fill("{wd}：训练 {no_decay_final_train_acc:.0%}，测试 {no_decay_final_test_acc:.0%}\n"
+                          "‖W‖ 从 {no_decay_initial_norm:.0f} 涨到 {no_decay_final_norm:.0f}", wd=wd, **said),
+                     color=pal.warning, hold=True)
         self.clear_stage()
 
     # --- 6 ---------------------------------------------------------------------------------------------------------
@@ -391,36 +408,60 @@ class GrokkingCurves(ExplainerScene):
             wider = max(0.0, late_tag.width - step_tag.width)  # room for the later step tag, left-aligned in place
             tags.move_to(area.point(1, 1) + LEFT * (tags.width + wider), aligned_edge=UP + LEFT)
             late_tag.move_to(step_tag, aligned_edge=LEFT)
-        chart = Chart(area, AxisSpec(-1, p // 2 + 1, numeric_ticks("frequency_tick", frequencies[::10]), "频率 k"),
-                      AxisSpec(0, y_top, numeric_ticks("spectrum_share_tick", [0, y_top], "{:.0%}"), y_title))
-        bars = chart.bars(frequencies, power[early["step"]], pal.muted)
-        late_bars = chart.bars(frequencies, power[late["step"]], pal.query)
-        for f in top_k:
-            late_bars[f].set_fill(pal.accent)
-        top_labels = VGroup(*(zh(num(f"top_frequency[{i}]", int(f)), "label", color=pal.accent, prose=False)
-                              .next_to(late_bars[f], UP, buff=0.08) for i, f in enumerate(top_k)))
-        gap = 0.3 * self.layout.text_em("label")
-        for before, label in zip(top_labels, top_labels[1:]):  # neighbours too close side by side: lift the later
-            if label.get_left()[0] < before.get_right()[0] + gap and label.get_bottom()[1] < before.get_top()[1]:
-                label.shift(UP * (before.get_top()[1] + 0.1 - label.get_bottom()[1]))
+        chart, bars, late_bars, top_labels = self.spectrum_chart(area, frequencies, y_top, y_title,
+                                                                 power[early["step"]], power[late["step"]], top_k)
         mlp = self.run["snapshots"][-1]
         mlp_learned = self.phases.generalized is not None and mlp["step"] >= self.phases.generalized
         mlp_power = self.plotted("main_run_final_spectrum_share", np.array(mlp["embedding_fourier_power"]))
 
-        self.play(FadeIn(chart), FadeIn(bars), FadeIn(tags), FadeIn(note), run_time=theme.BEAT)
-        self.say(fill("换个模型看：刚背下时\n前 {top_k} 个频率只占 {spectrum_early_top_share:.0%}", top_k=k,
-                      spectrum_early_top_share=top_share(power[early["step"]], k)), hold=True)
-        self.play(Transform(bars, late_bars), crossfade(step_tag, late_tag, match=False), run_time=theme.SLOW)
-        self.play(FadeIn(top_labels), run_time=theme.QUICK)
-        self.say(learned + fill("：前 {top_k} 个占 {spectrum_late_top_share:.0%}\n"
-                                "能量集中在约 {spectrum_late_effective_frequencies:.0f} 个频率上", top_k=k,
-                                spectrum_late_top_share=top_share(power[late["step"]], k),
-                                spectrum_late_effective_frequencies=effective_frequencies(power[late["step"]])),
-                 color=pal.accent, hold=True)
-        self.say(f"前面的 MLP {'学会后' if mlp_learned else '到最后'}：\n"
-                 + fill("能量还摊在约 {main_run_final_effective_frequencies:.0f} 个频率上",
-                        main_run_final_effective_frequencies=effective_frequencies(mlp_power)), hold=True)
+        early_said = dict(top_k=k, spectrum_early_top_share=top_share(power[early["step"]], k))
+        with self.voice(fill("看模型里面：把 embedding 按频率拆开。刚背下时，前 {top_k} 个频率只占 "
+                             "{spectrum_early_top_share:.0%}。", **early_said)):
+            self.play(FadeIn(chart), FadeIn(bars), FadeIn(tags), FadeIn(note), run_time=theme.BEAT)
+            self.say(fill("换个模型看：刚背下时\n前 {top_k} 个频率只占 {spectrum_early_top_share:.0%}", **early_said),
+                     hold=True)
+        late_said = dict(top_k=k, spectrum_late_top_share=top_share(power[late["step"]], k),
+                         spectrum_late_effective_frequencies=effective_frequencies(power[late["step"]]))
+        with self.voice(learned + fill("，前 {top_k} 个占到 {spectrum_late_top_share:.0%}，能量集中在约 "
+                                       "{spectrum_late_effective_frequencies:.0f} 个频率上。", **late_said)):
+            self.play(Transform(bars, late_bars), crossfade(step_tag, late_tag, match=False), run_time=theme.SLOW)
+            self.play(FadeIn(top_labels), run_time=theme.QUICK)
+            self.say(learned + fill("：前 {top_k} 个占 {spectrum_late_top_share:.0%}\n"
+                                    "能量集中在约 {spectrum_late_effective_frequencies:.0f} 个频率上", **late_said),
+                     color=pal.accent, hold=True)
+        mlp_said = fill("能量还摊在约 {main_run_final_effective_frequencies:.0f} 个频率上",
+                        main_run_final_effective_frequencies=effective_frequencies(mlp_power))
+        mlp_when = "学会后" if mlp_learned else "到最后"
+        with self.voice(f"前面那个 MLP {mlp_when}，{mlp_said}。"):
+            self.say(f"前面的 MLP {mlp_when}：\n{mlp_said}", hold=True)
         self.clear_stage()
+
+    def spectrum_chart(self, area, frequencies, y_top: float, y_title: str, early, late, top_k):
+        """The spectrum chart, its bars before and after, and the labels over the top frequencies. The y axis runs to
+        ``y_top``, or higher where the labels over the tallest bars would run into the y title (a chart squeezed by
+        the subtitle band of a narrated short): the bars then leave the labels room under it."""
+        pal = self.palette
+        axis_top = y_top
+        while True:
+            chart = Chart(area, AxisSpec(-1, frequencies[-1] + 1, numeric_ticks("frequency_tick", frequencies[::10]),
+                                         "频率 k"),
+                          AxisSpec(0, axis_top, numeric_ticks("spectrum_share_tick", [0, y_top], "{:.0%}"), y_title))
+            bars = chart.bars(frequencies, early, pal.muted)
+            late_bars = chart.bars(frequencies, late, pal.query)
+            for f in top_k:
+                late_bars[f].set_fill(pal.accent)
+            labels = VGroup(*(zh(num(f"top_frequency[{i}]", int(f)), "label", color=pal.accent, prose=False)
+                              .next_to(late_bars[f], UP, buff=0.08) for i, f in enumerate(top_k)))
+            gap = 0.3 * self.layout.text_em("label")
+            for before, label in zip(labels, labels[1:]):  # neighbours too close side by side: lift the later
+                if label.get_left()[0] < before.get_right()[0] + gap and label.get_bottom()[1] < before.get_top()[1]:
+                    label.shift(UP * (before.get_top()[1] + 0.1 - label.get_bottom()[1]))
+            title = chart.y_title
+            clear = all(label.get_top()[1] < title.get_bottom()[1] or label.get_left()[0] > title.get_right()[0]
+                        for label in labels)
+            if clear or axis_top > 2 * y_top:
+                return chart, bars, late_bars, labels
+            axis_top *= 1.1
 
     # --- 7 ---------------------------------------------------------------------------------------------------------
 
@@ -445,10 +486,15 @@ class GrokkingCurves(ExplainerScene):
         ).arrange(DOWN, aligned_edge=LEFT, buff=0.25)
         block = VGroup(update, notes).arrange(DOWN, buff=0.6)
         self.layout.figure.fit(block, max_grow=1.5)  # text may grow into the room (the layout check fails if it shrank)
-        self.play(FadeIn(update), run_time=theme.BEAT)
-        self.play(FadeIn(notes, lag_ratio=0.3), run_time=theme.SLOW)
+        # Llama 2 is trained with AdamW and weight decay 0.1 (Touvron et al. 2023, §2.2): the update drawn here.
+        with self.voice("最后联系大模型：这是 AdamW 的更新，Llama 也用它。学习率是油门，weight decay 是弹簧。"):
+            self.play(FadeIn(update), run_time=theme.BEAT)
+            self.play(FadeIn(notes, lag_ratio=0.3), run_time=theme.SLOW)
         # AdamW's decoupled decay multiplies W by 1 − ηλ every step (torch.optim.AdamW, Loshchilov & Hutter 2019).
-        self.say(fill("梯度推着 W 背题\nλ 每步把 W 乘上 {decay_factor:g}", decay_factor=1 - lr * wd))
-        self.wait(theme.HOLD)
-        self.say("能用更小的 W 解题时\n泛化就出现了", color=pal.accent, hold=True)
+        factor = dict(decay_factor=1 - lr * wd)
+        with self.voice(fill("梯度推着权重背题，λ 每步把它乘上 {decay_factor:g}。", **factor)):
+            self.say(fill("梯度推着 W 背题\nλ 每步把 W 乘上 {decay_factor:g}", **factor))
+            self.wait(theme.HOLD)
+        with self.voice("等更小的权重也能解题，泛化就出现了。"):
+            self.say("能用更小的 W 解题时\n泛化就出现了", color=pal.accent, hold=True)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here

@@ -174,3 +174,5 @@ def test_a_run_that_never_groks(tmp_path, monkeypatch, scene_class, run):
     shown = record.section("顿悟").numbers
     assert shown["last_step"]["value"] == cut
     assert shown["final_test_acc"]["value"] == log["history"][-1]["test_acc"] < 0.5
+    said = "".join(beat["text"] for beat in record.section("顿悟").narration)  # the voice says so too
+    assert "没等到顿悟" in said and "突然" not in said and "grokking" not in said
