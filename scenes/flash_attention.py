@@ -113,8 +113,7 @@ class FlashAttentionTiles(ExplainerScene):
         scale = ColorScale.diverging(scores)
         # Cell numbers in the smallest role that still reads at 14 CSS px in this aspect: they are what the section
         # is about (small in 16:9 and 9:16, body-sized in an article GIF or a square post).
-        number_role = next((r for r in ("small", "label") if self.layout.css_px(self.layout.text_em(r)) >= 14),
-                           "body")
+        number_role = self.layout.role_at_least(theme.MIN_TEXT_CSS["body"])
         strip_area = figure.rows([0.3, 0.7])[0]
         if self.stacked:
             slots = strip_area.rows(self.n_blocks, gap=0.08)

@@ -16,9 +16,11 @@ from shared import theme
 from shared.mobjects.chart import AxisSpec, Chart, numeric_ticks
 from shared.mobjects.grid import BinaryGrid
 from shared.numbers import fill, num, term
+from shared.math.spectrum import effective_frequencies, top_share
 from shared.runs import (
     grokking_grid,
     grokking_phase_steps,
+    grokking_snapshot_after_memorizing,
     load_grokking_run,
     short_device_name,
 )
@@ -40,30 +42,6 @@ class GrokkingSceneConfig:
 
 
 CFG = GrokkingSceneConfig()
-
-
-def top_share(power, k: int) -> float:
-    """The share of the embedding's energy held by its ``k`` strongest frequencies (``power`` sums to 1)."""
-    return float(np.sort(np.asarray(power, dtype=float))[::-1][:k].sum())
-
-
-def effective_frequencies(power) -> float:
-    """How many frequencies the energy is spread over: the participation ratio 1 / Σ p_k² of the shares p_k (the
-    diversity of order 2 in Hill 1973, "Diversity and evenness", Ecology 54): k for k equal shares, 1 for one."""
-    p = np.asarray(power, dtype=float)
-    return float(1 / (p**2).sum())
-
-
-def snapshot_after_memorizing(log: dict, phases) -> dict:
-    """The first snapshot at or after the step where ``log`` memorised its training set and before its test accuracy
-    crosses 50%: the weights of a model that has memorised but not yet generalised."""
-    for snapshot in log["snapshots"]:
-        if phases.memorized is not None and snapshot["step"] >= phases.memorized and (
-                phases.grokking is None or snapshot["step"] < phases.grokking):
-            return snapshot
-    raise ValueError(f"Run {log['command']!r} has no snapshot between memorising (step {phases.memorized}) and "
-                     f"grokking (step {phases.grokking}); pass --snapshot-steps covering that range when training it, "
-                     f"or pick another GrokkingSceneConfig.spectrum_run.")
 
 
 def step_ticks(high: float) -> list[tuple[float, str]]:
@@ -104,7 +82,7 @@ class GrokkingCurves(ExplainerScene):
     def data_role(self) -> str:
         """The role for figure text that must be read (values, legends): label where it reads at 14 CSS px, else
         body (an article GIF at 343 px)."""
-        return "label" if self.layout.css_px(self.layout.text_em("label")) >= 14 else "body"
+        return self.layout.role_at_least(theme.MIN_TEXT_CSS["body"], ("label", "body"))
 
     def run_note(self, run: dict, prefix: str, lead: str = ""):
         """Small print naming where ``run`` was trained (device, wall time, seed); recorded for the section."""
@@ -376,7 +354,7 @@ class GrokkingCurves(ExplainerScene):
         self.show_title("里面：几个关键频率")
         run = load_grokking_run(CFG.spectrum_run)
         phases = grokking_phase_steps(run)
-        early, late = snapshot_after_memorizing(run, phases), run["snapshots"][-1]
+        early, late = grokking_snapshot_after_memorizing(run, phases), run["snapshots"][-1]
         k = CFG.top_frequencies
         power = {s["step"]: self.plotted(f"spectrum_share[{s['step']}]", np.array(s["embedding_fourier_power"]))
                  for s in (early, late)}

@@ -245,6 +245,14 @@ class Layout:
         """A length in frame units as CSS px on the screen this aspect is made for."""
         return units * self.aspect.css_px_per_unit
 
+    def role_at_least(self, css_px: float, roles=("small", "label", "body")) -> str:
+        """The smallest of ``roles`` whose text reads at ``css_px`` or more here: figure text a caption talks about
+        (values, legends) at 14 CSS px is ``label`` in a video and ``body`` in a 343 px article GIF."""
+        for role in roles:
+            if self.css_px(self.text_em(role)) >= css_px:
+                return role
+        return roles[-1]
+
     def panels(self, n: int, region: Region | None = None, weights: Iterable[float] | None = None) -> list[Region]:
         """``n`` panels in ``region`` (default: the figure): side by side in landscape/square, stacked in portrait."""
         region = region or self.figure

@@ -622,6 +622,24 @@ def grokking_snapshot(log: dict, step: int) -> dict:
     raise KeyError(f"no snapshot at step {step}; snapshots: {[s['step'] for s in log['snapshots']]}")
 
 
+def grokking_snapshot_after_memorizing(log: dict, phases: GrokkingPhases | None = None) -> dict:
+    """The first snapshot at or after the step where the run memorised its training set and before its test accuracy
+    crosses 50 %: the weights of a model that has memorised but not yet generalised.
+
+    Raises
+    ------
+    ValueError
+        When no snapshot falls in that range, naming the steps and the trainer option that adds snapshots.
+    """
+    phases = phases or grokking_phase_steps(log)
+    for snapshot in log["snapshots"]:
+        if phases.memorized is not None and snapshot["step"] >= phases.memorized and (
+                phases.grokking is None or snapshot["step"] < phases.grokking):
+            return snapshot
+    raise ValueError(f"Run {log.get('command')!r} has no snapshot between memorising (step {phases.memorized}) and "
+                     f"grokking (step {phases.grokking}); train it with --snapshot-steps covering that range.")
+
+
 
 # --- tiny translator (scripts/train_translator.py → media/runs/translator/NAME.json + NAME.npz) ---------------------
 
