@@ -42,6 +42,30 @@ def _jobs_option(command):
                              "1 renders them one after another in one process.")(command)
 
 
+def _voice_options(command):
+    """``--voice ENGINE [--voice-name NAME] [--no-subtitles]``: narrate the render from the scene's own script."""
+    command = click.option("--no-subtitles", is_flag=True,
+                           help="With --voice: no subtitles in the picture (the .srt is still written).")(command)
+    from shared.voice import ENGINES
+
+    defaults = ", ".join(f"{name} {engine.default_voice}" for name, engine in ENGINES.items())
+    command = click.option("--voice-name", default=None,
+                           help=f"The engine's voice (default: {defaults}).")(command)
+    return click.option("--voice", "voice_engine", metavar="|".join(ENGINES), default=None,
+                        help="Read the scene's narration aloud with this engine: each beat lasts its speech, "
+                             "subtitles are burned in and written beside the video as .srt.")(command)
+
+
+def _voice(engine: str | None, name: str | None, no_subtitles: bool):
+    from scripts.export.narration import Voice
+
+    if engine is None:
+        if name or no_subtitles:
+            raise click.UsageError(f"{'--voice-name' if name else '--no-subtitles'} needs --voice.")
+        return None
+    return Voice(engine, name, subtitles=not no_subtitles)
+
+
 def _console():
     from rich.console import Console
 
@@ -147,19 +171,21 @@ def list_scenes(scenes):
               help="Section name or number (from 1); repeat. Default: all. Only these are rendered.")
 @_jobs_option
 @click.option("--force", is_flag=True, help="Render again even when the cache holds these sections.")
+@_voice_options
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to put the MP4 (default: media/videos/<topic>/<Scene>-<aspect>-<theme>-<W>x<H>.mp4).")
 @friendly_errors
-def render(scene, quality, aspect, theme, fps, sections, jobs, force, out):
+def render(scene, quality, aspect, theme, fps, sections, jobs, force, voice_engine, voice_name, no_subtitles, out):
     """Render SCENE to MP4 with the right frame size and theme.  SCENE: topic name or .py path.
 
     Sections are rendered in parallel processes and joined without re-encoding; the frames are those of a serial
-    render."""
+    render. With --voice, the narration is mixed in at −14 LUFS and the subtitles go beside the video (.srt)."""
     from scripts.export.render import render_movie
 
+    voice = _voice(voice_engine, voice_name, no_subtitles)
     path = render_movie(scene, quality=quality, aspect=aspect, theme=theme, fps=fps, sections=sections, out=out,
-                        jobs=jobs, force=force, console=_console())
-    click.echo(str(path))
+                        jobs=jobs, force=force, voice=voice, console=_console())
+    click.echo(str(path) + (f"  subtitles: {path.with_suffix('.srt')}" if voice else ""))
 
 
 @main.command()
@@ -207,22 +233,30 @@ def gif(scene, sections, width, max_mb, max_frames, min_psnr, fps_max, fps_min, 
               help="One file per section, named by section number (01.wav, 2-名字.mp3) or exact section name.")
 @click.option("--bgm", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Background music: looped, faded, ducked under narration.")
+@_voice_options
 @click.option("--fps", type=float, default=30.0)
+@click.option("--width", type=int, default=1080, help="Video width in px (height 16/9 of it); less for previews.")
 @click.option("--theme", type=THEMES, default="dark")
 @_jobs_option
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="MP4 path or folder (default: media/shorts/<topic>-short-<theme>.mp4).")
 @friendly_errors
-def short(scene, sections, narration, narration_dir, bgm, fps, theme, jobs, out):
-    """A 1080×1920 H.264/AAC short video of SCENE's sections, at −14 LUFS. Only those sections are rendered."""
+def short(scene, sections, narration, narration_dir, bgm, voice_engine, voice_name, no_subtitles, fps, width, theme,
+          jobs, out):
+    """A 1080×1920 H.264/AAC short video of SCENE's sections, at −14 LUFS. Only those sections are rendered.
+
+    With --voice, the scene's own narration is read aloud (recorded files, where given, take precedence) and its
+    subtitles are burned in and written beside the video (.srt)."""
     from scripts.export.short import make_short
 
     result = make_short(scene, sections=sections, narration=narration, narration_dir=narration_dir, bgm=bgm,
-                        fps=fps, theme=theme, out=out, jobs=jobs, console=_console())
+                        fps=fps, theme=theme, out=out, jobs=jobs, voice=_voice(voice_engine, voice_name, no_subtitles),
+                        width=width, console=_console())
     loud = result.loudness
     note = "silent audio track" if loud is None else \
         f"{loud.integrated_lufs:.1f} LUFS, true peak {loud.true_peak_dbtp:.1f} dBTP"
-    click.echo(f"{result.path}  {result.duration_s:.2f} s, {result.frames} frames, {note}")
+    click.echo(f"{result.path}  {result.duration_s:.2f} s, {result.frames} frames, {note}" +
+               (f"\nsubtitles: {result.srt}" if result.srt else ""))
 
 
 @main.command()

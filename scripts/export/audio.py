@@ -32,6 +32,7 @@ from scripts.export.tools import ffmpeg, run_ffmpeg, tail
 
 SAMPLE_RATE = 48_000
 CHANNELS = 2
+AUDIO_BITRATE = "192k"  # AAC-LC, what the video files carry
 AUDIO_SUFFIXES = (".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma", ".aiff", ".aif")
 
 
@@ -218,3 +219,27 @@ def normalise_loudness(source: Path, target: Path, settings: MixSettings = MixSe
     run_ffmpeg(["-nostats", "-i", str(source), "-af", second, "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s24le",
                 str(target)], "Normalising the mix's loudness (loudnorm pass 2)")
     return measured
+
+
+def encode_at_loudness(mixed: Path, scratch: Path, encode, settings: MixSettings = MixSettings(),
+                       attempts: int = 3) -> tuple[Path, Loudness]:
+    """Normalise ``mixed`` (:func:`normalise_loudness`), ``encode(normalised_wav, out)``, measure the encoded file;
+    aim the true peak lower and try again while AAC encoding pushes it over the limit. Returns the encoded file (in
+    ``scratch``) and its loudness; :class:`ExportError` when ``attempts`` tries miss the target."""
+    tp_target = settings.true_peak_target_dbtp
+    for attempt in range(attempts):
+        normalised, encoded = scratch / f"normalised-{attempt}.wav", scratch / f"encoded-{attempt}.mp4"
+        normalise_loudness(mixed, normalised, settings, true_peak_target=tp_target)
+        encode(normalised, encoded)
+        loudness = measure_loudness(encoded)
+        off_target = abs(loudness.integrated_lufs - settings.target_lufs) > settings.loudness_tolerance_lu
+        too_loud_peak = loudness.true_peak_dbtp > settings.max_true_peak_dbtp
+        if not (off_target or too_loud_peak):
+            return encoded, loudness
+        tp_target -= max(0.3, loudness.true_peak_dbtp - settings.max_true_peak_dbtp + 0.3)
+    raise ExportError(
+        f"Could not bring the audio to {settings.target_lufs:g} LUFS ±{settings.loudness_tolerance_lu:g} LU "
+        f"with true peak ≤ {settings.max_true_peak_dbtp:g} dBTP: measured {loudness.integrated_lufs:.1f} "
+        f"LUFS, {loudness.true_peak_dbtp:.1f} dBTP. Very peaky audio (clicks, hard transients) limits "
+        f"this: check the narration and music files."
+    )

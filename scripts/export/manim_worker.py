@@ -3,8 +3,11 @@
 ``python -m scripts.export.manim_worker JOB.json`` (the CLI starts one such process per share of the work, see
 :mod:`scripts.export.render`). ``JOB.json`` holds ``scene`` (file), ``class``, ``width``, ``height``, ``fps``,
 ``kind`` (see :data:`ENCODINGS`), ``sections`` (0-based indices to render; ``[]`` renders none: a probe) and ``out``
-(a folder). The theme comes from ``$EXPLAINER_THEME``; the scene itself writes its record (sections, numbers drawn,
-small print, settled times) to ``$EXPLAINER_RECORD`` when it ends (:meth:`shared.scene.ExplainerScene.tear_down`).
+(a folder). The theme comes from ``$EXPLAINER_THEME`` and the voice, if any, from ``$EXPLAINER_VOICE``
+(:mod:`shared.voice`; its audio is cached in the project's media folder, so manim's ``media_dir`` stays there while
+everything manim writes goes to ``out``). The scene itself writes its record (sections, numbers drawn, small print,
+settled times, narration) to ``$EXPLAINER_RECORD`` when it ends (:meth:`shared.scene.ExplainerScene.tear_down`).
+A narration the voice cannot read (:class:`shared.voice.VoiceError`) is reported as one ``@@error`` line.
 
 Only the chosen sections are drawn, through manim's own public machinery:
 
@@ -37,6 +40,7 @@ import time
 from pathlib import Path
 
 PROGRESS_PREFIX = "@@progress "
+ERROR_PREFIX = "@@error "  # a problem in the scene's narration (shared.voice.VoiceError), reported without a traceback
 INFLIGHT_ENCODERS = 4
 WORKER_FILE = "worker.json"
 
@@ -138,11 +142,17 @@ def partial_scene(scene_class: type, wanted: list[int], fps: float, progress: bo
 def configure(job: dict, out: Path) -> None:
     from manim import config
 
+    from scripts.export import media_root
+
     encoding = ENCODINGS[job["kind"]]
     config.input_file = str(job["scene"])
     config.pixel_width, config.pixel_height = int(job["width"]), int(job["height"])
     config.frame_rate = float(job["fps"])
-    config.media_dir = str(out / "manim")
+    # manim's files go to the work folder; media_dir stays the project's, where shared.voice caches its audio (the
+    # record names those files, and every render reuses them).
+    config.media_dir = str(media_root())
+    for key in ("video_dir", "images_dir", "tex_dir", "text_dir", "log_dir"):
+        setattr(config, key, str(out / "manim" / key.removesuffix("_dir")))
     config.sections_dir = str(out / "manim" / "sections")
     config.progress_bar = "none"
     config.verbosity = "WARNING"
@@ -210,6 +220,7 @@ def collect_sections(job: dict, out: Path, scene) -> dict[str, dict]:
 def run(job: dict) -> None:
     from scripts.export import ROOT
     from scripts.export.scenes import explainer_classes
+    from shared.voice import VoiceError
 
     out = Path(job["out"])
     run_logs: set[str] = set()
@@ -219,8 +230,12 @@ def run(job: dict) -> None:
     classes = {cls.__name__: cls for cls in explainer_classes(Path(job["scene"]))}
     scene_class = partial_scene(classes[job["class"]], list(job["sections"]), float(job["fps"]),
                                 bool(os.environ.get("EXPLAINER_PROGRESS")), run_logs)
-    scene = scene_class()
-    scene.render()
+    try:
+        scene = scene_class()
+        scene.render()
+    except VoiceError as error:
+        print(f"{ERROR_PREFIX}{error}", flush=True)
+        sys.exit(1)
     sections = [{k: v for k, v in s.items() if k in ("first_play", "end_play", "wall_s", "run_logs")}
                 for s in scene.worker_sections]
     info = {

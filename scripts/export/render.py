@@ -10,7 +10,9 @@ the frames a serial render draws; the tests compare their hashes.
 Each drawn section is kept in ``<media>/cache/<topic>/<kind>-<theme>-<aspect>-<W>x<H>-<fps>fps/sections/``: a
 folder of PNG frames (kind ``frames``) or a video (``sections``: near-lossless H.264 for the short video;
 ``movie``: manim's default encode, joined by :func:`render_movie` without re-encoding), beside a JSON file with the
-section's record (numbers drawn, small print, settled times) and frame count. The cache is valid while the arguments,
+section's record (numbers drawn, small print, settled times, narration and subtitles) and frame count. A render with a
+voice (:mod:`scripts.export.narration`) has its own folders, named after the engine's settings, and its sections are
+drawn again when a sentence's audio has left the voice cache. The cache is valid while the arguments,
 manim's version and the contents of every project file the render imported, the fonts, the run logs
 (``media/runs/**/*.json``) and ``manim.cfg`` are unchanged (``stamp.json`` holds their hashes); a later command
 renders only the sections still missing. Workers write into a private folder; finished sections are moved into the
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.export import ROOT, ExportError, media_root, slug
+from scripts.export.narration import Voice, check_audio, voice_environment
 from scripts.export.scenes import SceneRef
 from scripts.export.tools import run_ffmpeg, tail
 
@@ -54,7 +57,8 @@ def default_jobs() -> int:
 
 @dataclass(frozen=True)
 class RenderSpec:
-    """What to render: scene, theme, aspect, pixel size, frame rate and kind."""
+    """What to render: scene, theme, aspect, pixel size, frame rate, kind and voice (None: the scene as written,
+    without narration audio or subtitles)."""
 
     scene: SceneRef
     theme: str = "dark"
@@ -63,6 +67,7 @@ class RenderSpec:
     height: int = 480
     fps: float = 15.0
     kind: str = "frames"
+    voice: Voice | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -75,7 +80,8 @@ class RenderSpec:
     @property
     def folder_name(self) -> str:
         aspect = self.aspect.replace(":", "x")
-        return f"{self.kind}-{self.theme}-{aspect}-{self.width}x{self.height}-{self.fps:g}fps"
+        voice = f"-{self.voice.key}" if self.voice else ""
+        return f"{self.kind}-{self.theme}-{aspect}-{self.width}x{self.height}-{self.fps:g}fps{voice}"
 
     def job(self, sections: list[int], out: Path) -> dict:
         return {"scene": str(self.scene.path), "class": self.scene.class_name, "width": self.width,
@@ -230,7 +236,12 @@ class _Worker:
         # One BLAS thread everywhere: the same arithmetic whatever --jobs is (and no oversubscribed cores).
         env.update(EXPLAINER_THEME=spec.theme, EXPLAINER_RECORD=str(out / "record.json"), EXPLAINER_PROGRESS="1",
                    PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        self.sections, self.out, self.frames = sections, out, 0
+        for name, value in voice_environment(spec.voice).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        self.sections, self.out, self.frames, self.error = sections, out, 0, None
         self.log = collections.deque(maxlen=LOG_TAIL_LINES)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "scripts.export.manim_worker", str(job_file)], cwd=ROOT, env=env,
@@ -240,9 +251,13 @@ class _Worker:
         self.reader.start()
 
     def _read(self, prefix: str) -> None:
+        from scripts.export.manim_worker import ERROR_PREFIX
+
         for line in self.proc.stdout:
             if line.startswith(prefix):
                 self.frames = int(line[len(prefix):])
+            elif line.startswith(ERROR_PREFIX):
+                self.error = line[len(ERROR_PREFIX):].strip()
             else:
                 self.log.append(line.rstrip())
 
@@ -282,6 +297,8 @@ def _run_workers(spec: RenderSpec, groups: list[list[int]], work: Path, expected
         worker.reader.join(timeout=10)
     if failed:
         worker = failed[0]
+        if worker.error:  # a problem the scene's writer can fix (its narration): the message alone
+            raise ExportError(f"{spec.scene.class_name} ({spec.scene.path.name}): {worker.error}")
         sections = ", ".join(str(i + 1) for i in worker.sections) or "none (probe)"
         raise ExportError(
             f"manim failed rendering {spec.scene.class_name} from {spec.scene.path} ({spec.kind}, "
@@ -318,15 +335,15 @@ class _progress:
 # --- probing and rendering -----------------------------------------------------------------------------------------
 
 
-def probe(scene: SceneRef, aspect: str = "16:9", console=None) -> dict:
+def probe(scene: SceneRef, aspect: str = "16:9", console=None, voice: Voice | None = None) -> dict:
     """The scene's record without drawing: sections (name, start, end in seconds; numbers, small print) plus, per
     section, ``construct_s`` (seconds its code takes, drawing nothing) and ``first_play``.
 
     Sections do not depend on the theme, so every theme shares the dark probe; the aspect may change the layout,
-    so each aspect has its own.
+    so each aspect has its own; so does each voice (a voiced beat lasts as long as its speech).
     """
     width, height = size_for_width(aspect, PROBE_WIDTH)
-    spec = RenderSpec(scene, "dark", aspect, width, height, 15.0, "probe")
+    spec = RenderSpec(scene, "dark", aspect, width, height, 15.0, "probe", voice)
     folder = cache_folder(spec)
     if not _stamp_valid(spec, folder):
         before = _file_hashes(_always_hashed(spec))
@@ -408,12 +425,27 @@ def render(spec: RenderSpec, sections: list[int], plan: dict, *, jobs: int | Non
     if missing:
         _render_missing(spec, missing, plan, jobs, folder, keep=valid, console=console)
     scene_record = json.loads((folder / "record.json").read_text())
+    found = _load_sections(spec, folder, sections)
+    unheard = [i for i, section in found.items() if check_audio(section.record)]
+    if unheard:  # its timing was made with audio that is gone: draw those sections again with fresh audio
+        _render_missing(spec, unheard, plan, jobs, folder, keep=True, console=console)
+        found = _load_sections(spec, folder, sections)
+        for index in unheard:
+            lost = check_audio(found[index].record)
+            if lost:
+                raise ExportError(f"Section {index + 1} of {spec.scene.class_name}: the audio of {lost[0]!r} changed "
+                                  f"or vanished right after it was synthesised. Is something else clearing "
+                                  f"{media_root() / 'cache' / 'voice'}?")
+    return RenderResult(spec, folder, scene_record, found)
+
+
+def _load_sections(spec: RenderSpec, folder: Path, sections: list[int]) -> dict[int, SectionRender]:
     found = {}
     for index in sections:
         data = json.loads((folder / "sections" / f"{index:03d}.json").read_text())
         path = folder / "sections" / data["media"] if data["media"] else None
         found[index] = SectionRender(index, data["record"], data["frames"], path, spec.fps, data["run_logs"])
-    return RenderResult(spec, folder, scene_record, found)
+    return found
 
 
 def _render_missing(spec: RenderSpec, missing: list[int], plan: dict, jobs: int, folder: Path, *, keep: bool,
@@ -504,17 +536,21 @@ def join_videos(videos: list[Path], out: Path) -> None:
 
 def render_movie(scene_spec: str, *, quality: str = "h", aspect: str = "16:9", theme: str = "dark",
                  fps: float | None = None, sections=(), out: Path | None = None, jobs: int | None = None,
-                 force: bool = False, console=None) -> Path:
+                 force: bool = False, voice: Voice | None = None, console=None) -> Path:
     """``explainer render``: the chosen sections (default all) as one MP4, section videos joined without
-    re-encoding, copied atomically to ``out``."""
+    re-encoding, copied atomically to ``out``. With a ``voice``, the narration is mixed into an AAC track at the
+    platforms' loudness (:mod:`scripts.export.audio`) and its subtitles are written beside the video
+    (``<video>.srt``)."""
     from scripts.export import ensure_writable_dir
     from scripts.export.scenes import resolve_scene, select_sections
     from shared.files import atomic_path
 
+    if voice:
+        voice.check()
     scene = resolve_scene(scene_spec)
     width, height = pixel_size(aspect, quality)
     fps = fps or DEFAULT_FPS[quality]
-    spec = RenderSpec(scene, theme, aspect, width, height, fps, "movie")
+    spec = RenderSpec(scene, theme, aspect, width, height, fps, "movie", voice)
     aspect_slug = aspect.replace(":", "x")
     out = Path(out) if out else (
         media_root() / "videos" / slug(scene.topic) / f"{scene.class_name}-{aspect_slug}-{theme}-{width}x{height}.mp4"
@@ -524,12 +560,50 @@ def render_movie(scene_spec: str, *, quality: str = "h", aspect: str = "16:9", t
     if out.exists() and out.resolve() == scene.path.resolve():
         raise ExportError(f"--out {out} is the scene file itself.")
     ensure_writable_dir(out.parent)
-    plan = probe(scene, aspect, console=console)
+    plan = probe(scene, aspect, console=console, voice=voice)
     chosen = select_sections(plan["sections"], sections, scene.class_name)
     result = render(spec, chosen, plan, jobs=jobs, console=console, force=force)
-    videos = [result.section(i).path for i in chosen if result.section(i).frames > 0]
-    if not videos:
+    drawn = [result.section(i) for i in chosen if result.section(i).frames > 0]
+    if not drawn:
         raise ExportError(f"{scene.class_name} draws no frame in the chosen sections (does it play any animation?).")
+    srt_path = out.with_suffix(".srt")
     with atomic_path(out) as tmp:
-        join_videos(videos, tmp)
+        if voice is None:
+            join_videos([section.path for section in drawn], tmp)
+            srt_path.unlink(missing_ok=True)  # a subtitle file from an earlier narrated render would not match
+        else:
+            _narrated_movie(drawn, aspect, fps, tmp, srt_path)
     return out
+
+
+def _narrated_movie(drawn: list[SectionRender], aspect: str, fps: float, out: Path, srt_path: Path) -> None:
+    """Join the sections, mix their synthesised sentences where they are said and mux the two; write the .srt."""
+    import tempfile
+
+    from scripts.export.audio import AUDIO_BITRATE, SAMPLE_RATE, encode_at_loudness, mix
+    from scripts.export.narration import Placement, section_cues, spoken_beats, voice_clips, write_srt
+
+    placed, cues, frames = [], [], 0
+    for section in drawn:
+        where = Placement(frames / fps)
+        placed += voice_clips(spoken_beats(section.record, where))
+        cues += section_cues(section.record, where, aspect)
+        frames += section.frames
+    scratch_root = media_root() / "cache" / "tmp"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch_root, prefix="movie-") as scratch:
+        scratch = Path(scratch)
+        joined, mixed = scratch / "joined.mp4", scratch / "mix.wav"
+        join_videos([section.path for section in drawn], joined)
+        mix(round(frames / fps * 1000), placed).export(mixed, format="wav")
+
+        def mux(audio: Path, target: Path) -> None:
+            run_ffmpeg(["-i", str(joined), "-i", str(audio), "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                        "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ar", str(SAMPLE_RATE), "-ac", "2",
+                        "-t", f"{frames / fps:.6f}", "-movflags", "+faststart", "-f", "mp4", str(target)],
+                       "Adding the narration track")
+
+        encoded, _ = encode_at_loudness(mixed, scratch, mux)
+        shutil.copyfile(encoded, out)
+    if cues:
+        write_srt(srt_path, cues)

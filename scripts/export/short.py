@@ -3,13 +3,17 @@
 Reference: DESIGN §5. Output: 1080×1920 H.264 (High profile, yuv420p, ``+faststart`` so a phone starts playing before
 the download ends), AAC-LC 48 kHz stereo at −14 LUFS integrated (±1 LU) with the true peak ≤ −1 dBTP.
 
-Timeline: each chosen section plays in order. With per-section narration (``--narration-dir``) a section lasts as
-long as its video or its narration, whichever is longer: the last frame is held while the voice finishes (or, when the
-section ends by fading everything out, its last settled full frame, with the fade-out played after the hold; see
-:func:`hold_frame`). With one
-narration track (``--narration``) the track starts with the first section and the last frame is held if the track
-outlasts the video. Music (``--bgm``) loops over the whole video, fades in and out and dips under narration. Without
-audio inputs the video gets a silent AAC track (players and platforms expect one).
+Timeline: each chosen section plays in order. With a voice (``--voice espeak|kokoro|edge``) the scene reads its own
+narration: it is rendered with that voice, so each beat lasts at least its speech and the subtitles are burned into
+its frames, and every sentence's audio is placed where the scene said it (:mod:`scripts.export.narration`); the
+subtitles are also written beside the video (``<video>.srt``). Recorded files take precedence over the voice. With
+per-section narration (``--narration-dir``) such a section plays its file instead, and lasts as long as its video or
+its file, whichever is longer: the last frame is held while the voice finishes (or, when the section ends by fading
+everything out, its last settled full frame, with the fade-out played after the hold; see :func:`hold_frame`). With
+one narration track (``--narration``) the track starts with the first section, replaces any synthesised voice, and
+the last frame is held if the track outlasts the video. Music (``--bgm``) loops over the whole video, fades in and
+out and dips under narration. Without audio inputs the video gets a silent AAC track (players and platforms expect
+one).
 
 Nothing is written where the video goes until it has been encoded and its loudness measured: an error leaves no file.
 """
@@ -29,17 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from scripts.export import ExportError, ensure_writable_dir, media_root, slug
-from scripts.export.audio import SAMPLE_RATE, MixSettings, decode, measure_loudness, mix, narration_files, \
-    normalise_loudness
+from scripts.export.audio import AUDIO_BITRATE, SAMPLE_RATE, MixSettings, decode, encode_at_loudness, mix, \
+    narration_files
 from scripts.export.gif import run_log_hashes
+from scripts.export.narration import Placement, Voice, section_cues, spoken_beats, voice_clips, write_srt
 from scripts.export.tools import ffmpeg_version, run_ffmpeg
 
 SHORT_SIZE = (1080, 1920)
 SHORT_ASPECT = "9:16"
 VIDEO_CRF = 18  # visually lossless for flat vector art; the platforms re-encode anyway
 VIDEO_PRESET = "medium"
-AUDIO_BITRATE = "192k"
-LOUDNESS_ATTEMPTS = 3  # re-aim the true peak if AAC encoding pushed it over the limit
+MIN_WIDTH = 180  # px; --width below 1080 makes quick previews (and the tests' small renders)
 
 
 @dataclass
@@ -50,6 +54,7 @@ class ShortResult:
     frames: int
     loudness: object | None
     timeline: list[dict] = field(default_factory=list)
+    srt: Path | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -65,15 +70,21 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, narration_dir: Path | None = None,
                bgm: Path | None = None, fps: float = 30.0, theme: str = "dark", out: Path | None = None,
-               settings: MixSettings = MixSettings(), jobs: int | None = None, console=None) -> ShortResult:
+               settings: MixSettings = MixSettings(), jobs: int | None = None, voice: Voice | None = None,
+               width: int = SHORT_SIZE[0], console=None) -> ShortResult:
     """``explainer short``: see the module docstring."""
-    from scripts.export.render import RenderSpec, probe, render
+    from scripts.export.render import RenderSpec, probe, render, size_for_width
     from scripts.export.scenes import resolve_scene, select_sections
 
+    if voice:
+        voice.check()  # an unknown or missing engine fails before anything else
     if narration and narration_dir:
         raise ExportError("Give either --narration (one track) or --narration-dir (one file per section), not both.")
     if fps not in (24, 25, 30, 50, 60):
         raise ExportError(f"--fps {fps:g}: use 30 (the default) or 60; 24, 25 and 50 also work.")
+    if width % 2 or not MIN_WIDTH <= width <= SHORT_SIZE[0]:
+        raise ExportError(f"--width {width}: give an even width from {MIN_WIDTH} to {SHORT_SIZE[0]} px (the platforms "
+                          f"want {SHORT_SIZE[0]}; smaller sizes are previews).")
     scene = resolve_scene(scene_spec)
     inputs = [p for p in (narration, bgm) if p]
 
@@ -90,7 +101,7 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
     ensure_writable_dir(out.parent)
     track = decode(narration, "Narration file") if narration else None
     music = decode(bgm, "Music file (--bgm)") if bgm else None
-    plan = probe(scene, SHORT_ASPECT, console=console)
+    plan = probe(scene, SHORT_ASPECT, console=console, voice=voice)
     chosen = select_sections(plan["sections"], sections, scene.class_name)
     clips: dict[int, object] = {}
     if narration_dir:
@@ -100,8 +111,8 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
             clips[index] = decode(path, "Narration file")
             inputs.append(path)
 
-    width, height = SHORT_SIZE
-    spec = RenderSpec(scene, theme, SHORT_ASPECT, width, height, fps, "sections")
+    width, height = size_for_width(SHORT_ASPECT, width, even=True)
+    spec = RenderSpec(scene, theme, SHORT_ASPECT, width, height, fps, "sections", voice)
     result = render(spec, chosen, plan, jobs=jobs, console=console)
 
     # Timeline: frames per section plus held frames.
@@ -112,66 +123,64 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
             raise ExportError(f"Section {index + 1} ({section.name}) plays nothing, so it has no video; leave it out.")
         voice_s = len(clips[index]) / 1000 if index in clips else 0.0
         hold = max(0, math.ceil(voice_s * fps - section.frames - 1e-9))
+        speaks = "recorded" if index in clips or track is not None else voice.engine if voice else None
         timeline.append({"section": section.name, "number": index + 1, "video": section.path,
                          "frames": section.frames, "held_frames": hold, "narration_s": round(voice_s, 3),
-                         "settled": section.settled_frames(), "numbers": section.record.get("numbers", {}),
+                         "voice": speaks, "settled": section.settled_frames(),
+                         "numbers": section.record.get("numbers", {}),
                          "fine_print": section.record.get("fine_print", [])})
     if track is not None:
         video_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
         extra = max(0, math.ceil(len(track) / 1000 * fps - video_frames - 1e-9))
         timeline[-1]["held_frames"] += extra
+    at = 0
     for item in timeline:
         item["held_at_frame"] = hold_frame(item, result.record["background"]) if item["held_frames"] else None
-    total_frames = sum(t["frames"] + t["held_frames"] for t in timeline)
+        item["start_s"] = round(at / fps, 6)
+        at += item["frames"] + item["held_frames"]
+    total_frames = at
     total_s = total_frames / fps
+
+    # Narration on the output timeline: recorded files where given, else each synthesised sentence where it was said.
+    placed = [(round(item["start_s"] * 1000), clips[index]) for item, index in zip(timeline, chosen) if index in clips]
+    if track is not None:
+        placed.append((0, track))
+    cues = []
+    if voice:
+        for item, index in zip(timeline, chosen):
+            record, where = result.section(index).record, placement(item, fps)
+            item["narration"] = spoken_beats(record, where)
+            cues += section_cues(record, where, SHORT_ASPECT)
+            if item["voice"] == voice.engine:
+                placed += voice_clips(item["narration"])
 
     scratch_root = media_root() / "cache" / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)
-    status = console.status(f"Mixing audio and encoding {total_s:.1f} s of 1080×1920 video…") if console else \
+    status = console.status(f"Mixing audio and encoding {total_s:.1f} s of {width}×{height} video…") if console else \
         contextlib.nullcontext()
+    srt_path = out.with_suffix(".srt")
     with status, tempfile.TemporaryDirectory(dir=scratch_root, prefix="short-") as scratch:
         scratch = Path(scratch)
-        audio_path, loudness_target = None, None
-        if clips or track is not None or music is not None:
-            placed, at = [], 0
-            for item, index in zip(timeline, chosen):
-                if index in clips:
-                    placed.append((round(at * 1000 / fps), clips[index]))
-                at += item["frames"] + item["held_frames"]
-            if track is not None:
-                placed.append((0, track))
-            mixed = mix(round(total_s * 1000), placed, music, settings)
-            mixed_path = scratch / "mix.wav"
-            mixed.export(mixed_path, format="wav")
-            audio_path = mixed_path
         loudness = None
-        tp_target = settings.true_peak_target_dbtp
-        for attempt in range(LOUDNESS_ATTEMPTS):
-            encoded = scratch / f"short-{attempt}.mp4"
-            normalised = None
-            if audio_path is not None:
-                normalised = scratch / f"normalised-{attempt}.wav"
-                normalise_loudness(audio_path, normalised, settings, true_peak_target=tp_target)
-            _encode(timeline, fps, total_s, normalised, encoded)
-            if normalised is None:
-                break
-            loudness = measure_loudness(encoded)
-            off_target = abs(loudness.integrated_lufs - settings.target_lufs) > settings.loudness_tolerance_lu
-            too_loud_peak = loudness.true_peak_dbtp > settings.max_true_peak_dbtp
-            if not (off_target or too_loud_peak):
-                break
-            if attempt == LOUDNESS_ATTEMPTS - 1:
-                raise ExportError(
-                    f"Could not bring the audio to {settings.target_lufs:g} LUFS ±{settings.loudness_tolerance_lu:g} LU "
-                    f"with true peak ≤ {settings.max_true_peak_dbtp:g} dBTP: measured {loudness.integrated_lufs:.1f} "
-                    f"LUFS, {loudness.true_peak_dbtp:.1f} dBTP. Very peaky audio (clicks, hard transients) limits "
-                    f"this: check the narration and music files."
-                )
-            tp_target -= max(0.3, loudness.true_peak_dbtp - settings.max_true_peak_dbtp + 0.3)
+
+        def encode(audio: Path | None, target: Path) -> None:
+            _encode(timeline, fps, total_s, audio, target)
+
+        if placed or music is not None:
+            mixed_path = scratch / "mix.wav"
+            mix(round(total_s * 1000), placed, music, settings).export(mixed_path, format="wav")
+            encoded, loudness = encode_at_loudness(mixed_path, scratch, encode, settings)
+        else:
+            encoded = scratch / "short.mp4"
+            encode(None, encoded)
         from shared.files import atomic_path, write_json_atomic
 
         with atomic_path(out) as tmp:
             shutil.copyfile(encoded, tmp)
+            if cues:
+                write_srt(srt_path, cues)
+            else:
+                srt_path.unlink(missing_ok=True)  # a subtitle file from an earlier narrated export would not match
     manifest = {
         "kind": "explainer-short",
         "video": out.name,
@@ -183,6 +192,8 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         "frames": total_frames,
         "duration_s": round(total_s, 3),
         "sections": [{k: v for k, v in t.items() if k not in ("video", "settled")} for t in timeline],  # with numbers
+        "voice": voice.describe() if voice else None,
+        "srt": srt_path.name if cues else None,
         "narration": {str(p): _sha256(p) for p in inputs if p != bgm} or None,
         "bgm": {str(bgm): _sha256(bgm)} if bgm else None,
         "loudness": None if loudness is None else {
@@ -194,7 +205,16 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     manifest_path = write_json_atomic(out.with_suffix(".json"), manifest)
-    return ShortResult(out, manifest_path, total_s, total_frames, loudness, manifest["sections"])
+    return ShortResult(out, manifest_path, total_s, total_frames, loudness, manifest["sections"],
+                       srt_path if cues else None)
+
+
+def placement(item: dict, fps: float) -> Placement:
+    """Where a timeline item's section plays: its start, and the frames held inside it (see :func:`hold_frame`)."""
+    at = item["held_at_frame"]
+    if not item["held_frames"] or at is None:
+        return Placement(item["start_s"])
+    return Placement(item["start_s"], (at + 1) / fps, item["held_frames"] / fps)
 
 
 def frame_content(video: Path, background: str) -> np.ndarray:

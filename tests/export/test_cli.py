@@ -134,3 +134,13 @@ def test_doctor_fails_without_the_font(cli, monkeypatch):
     result = cli("doctor")
     assert result.exit_code == 1
     assert "CJK font" in result.output and "MISSING" in result.output and "make_font_subset" in result.output
+
+
+def test_narration_after_a_held_frame_moves_by_the_hold():
+    """A section starting 10 s into the video that holds a frame for 1.5 s after its first 2 s: what it says before
+    the hold plays at once, what it says from the hold on plays 1.5 s later."""
+    from scripts.export.narration import Placement
+
+    where = Placement(10.0, hold_after_s=2.0, held_s=1.5)
+    assert [where.time(t) for t in (0.0, 1.9, 2.0, 3.0)] == pytest.approx([10.0, 11.9, 13.5, 14.5])
+    assert Placement(4.0).time(3.0) == pytest.approx(7.0)
