@@ -42,6 +42,7 @@ from shared.math.moe import (
     bias_balanced_routing,
     deepseek_v3_parameter_counts,
     load_balancing_loss,
+    router_affinity,
     top_k_routing,
 )
 from shared.mobjects.chart import AxisSpec, Chart, numeric_ticks
@@ -52,6 +53,7 @@ from shared.runs import (
     EVEN_LOAD_TOLERANCE,
     load_moe_run,
     moe_claims,
+    moe_idle_since,
     moe_load_spread,
     short_device_name,
 )
@@ -122,34 +124,6 @@ def expert_picks(name: str, indices) -> str:
 
 
 # --- math the scene needs that shared/ does not expose yet ---------------------------------------------------------
-
-
-def router_affinity(logits) -> np.ndarray:
-    """DeepSeek-V3's token-to-expert affinity s_i = sigmoid(logit_i) (DeepSeek-V3 Technical Report §2.1.2), the score
-    ``bias_balanced_routing`` chooses and weights with; that helper keeps it internal."""
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=float)))
-
-
-def held_out_spread(log: dict, index: int = -1) -> dict:
-    """``moe_load_spread`` of the fixed held-out set routed by the model at ``history[index]`` (``eval_load``),
-    instead of the training window (``load_window``)."""
-    record = log["history"][index]
-    return moe_load_spread({"config": log["config"], "history": [{**record, "load_window": record["eval_load"]}]})
-
-
-def idle_since(log: dict) -> int | None:
-    """The first logged step from which the experts idle in the last window got no token in any later window;
-    None when no expert is idle at the end."""
-    idle = moe_load_spread(log)["idle_experts"]
-    if not idle:
-        return None
-    since = None
-    for record in log["history"]:
-        if all(record["load_window"][e] == 0 for e in idle):
-            since = record["step"] if since is None else since
-        else:
-            since = None
-    return since
 
 
 # --- toy routing ---------------------------------------------------------------------------------------------------
@@ -651,7 +625,7 @@ class MoERouting(ExplainerScene):
         run = "none"
         log = load_moe_run(CFG.run_none)
         claims = moe_claims(log)
-        collapse = idle_since(log)
+        collapse = moe_idle_since(log)
         calm = moe_claims(load_moe_run(CFG.run_none_no_offset))
         chart, bars, step_readout, t, fair, note = self.run_stage(log, run, pal.warning)
         early = record_index(log, CFG.early_phase_step)
@@ -679,8 +653,7 @@ class MoERouting(ExplainerScene):
             if settled > early:
                 self.play(t.animate.set_value(settled), run_time=theme.BEAT, rate_func=linear)
             self.say(caption, color=pal.warning)
-        loads = claims["final_loads"]
-        busiest = [e for e, v in enumerate(loads) if v == max(loads)]  # a tie names them all
+        busiest = moe_load_spread(log)["busiest_experts"]  # a tie names them all
         who = f"{expert_picks('none_busiest_expert', busiest)} {'各' if len(busiest) > 1 else ''}"
         share = num("none_busiest_token_share", claims["busiest_token_share"], "{:.0%}")
         with self.voice(f"训练到最后，最忙的 {who}拿到了 {share} 的 token。"):
@@ -942,10 +915,11 @@ class MoERouting(ExplainerScene):
         colours = {"aux": pal.key, "bias": pal.value}
         names = {"aux": "辅助 loss", "bias": "偏置"}
         last = CFG.compare_last_records
-        measures = {"window": moe_load_spread, "held_out": held_out_spread}
-        final = {(run, m): spread(log)["max_over_min"] for run, log in runs.items() for m, spread in measures.items()}
-        stats = {(run, m): ratio_stats([spread(log, i)["max_over_min"] for i in range(-last, 0)])
-                 for run, log in runs.items() for m, spread in measures.items()}
+        measures = {"window": "load_window", "held_out": "eval_load"}  # the counts each measure reads
+        final = {(run, m): moe_load_spread(log, counts=counts)["max_over_min"]
+                 for run, log in runs.items() for m, counts in measures.items()}
+        stats = {(run, m): ratio_stats([moe_load_spread(log, i, counts)["max_over_min"] for i in range(-last, 0)])
+                 for run, log in runs.items() for m, counts in measures.items()}
         self.plotted("max_over_min_final", {f"{r}/{m}": v for (r, m), v in final.items()})
         self.plotted("max_over_min_last_records", {f"{r}/{m}": v for (r, m), v in stats.items()})
         aux_cfg = runs["aux"]["config"]

@@ -413,21 +413,25 @@ def load_moe_run(path_or_name: str | Path) -> dict:
     return log
 
 
-def moe_load_spread(log: dict, index: int = -1) -> dict:
-    """What a histogram of tokens per expert says, for the logged window ``history[index]`` (default: the last).
+def moe_load_spread(log: dict, index: int = -1, counts: str = "load_window") -> dict:
+    """What a histogram of tokens per expert says, for the logged record ``history[index]`` (default: the last).
 
-    Uses ``load_window`` (every token of the ``log_every`` steps up to that record), not the single-batch ``load``.
+    ``counts`` is ``"load_window"`` (every training token of the ``log_every`` steps up to that record; not the
+    single-batch ``load``) or ``"eval_load"`` (a fixed held-out set routed by the model at that step).
 
     Returns
     -------
     dict
         ``loads`` (tokens per expert), ``max``, ``min``, ``max_over_min`` (None when an expert got nothing),
-        ``busiest_expert``, ``busiest_token_share`` (fraction of the window's tokens that went to the busiest expert,
-        1.0 = every token), ``fair_token_share`` (k/N, each expert's share at perfect balance), ``max_over_mean``,
-        ``idle_experts`` (experts that got no token), ``step``.
+        ``busiest_expert`` (the lowest index among ties), ``busiest_experts`` (all that tie for the most),
+        ``busiest_token_share`` (fraction of the tokens that went to the busiest expert, 1.0 = every token),
+        ``fair_token_share`` (k/N, each expert's share at perfect balance), ``max_over_mean``, ``idle_experts``
+        (experts that got no token), ``step``.
     """
+    if counts not in ("load_window", "eval_load"):
+        raise ValueError(f"counts must be 'load_window' or 'eval_load', not {counts!r}")
     record = log["history"][index]
-    loads = [int(v) for v in record["load_window"]]
+    loads = [int(v) for v in record[counts]]
     top_k, n_experts = log["config"]["top_k"], log["config"]["n_experts"]
     n_tokens = sum(loads) / top_k  # each token fills k slots
     busiest = max(range(n_experts), key=lambda e: (loads[e], -e))
@@ -438,11 +442,27 @@ def moe_load_spread(log: dict, index: int = -1) -> dict:
         "min": min(loads),
         "max_over_min": max(loads) / min(loads) if min(loads) else None,
         "busiest_expert": busiest,
+        "busiest_experts": [e for e in range(n_experts) if loads[e] == loads[busiest]],
         "busiest_token_share": loads[busiest] / n_tokens,
         "fair_token_share": top_k / n_experts,
         "max_over_mean": max(loads) / (sum(loads) / n_experts),
         "idle_experts": [e for e in range(n_experts) if loads[e] == 0],
     }
+
+
+def moe_idle_since(log: dict) -> int | None:
+    """The first logged step from which the experts idle in the last window got no token in any later window; None
+    when no expert is idle at the end."""
+    idle = moe_load_spread(log)["idle_experts"]
+    if not idle:
+        return None
+    since = None
+    for record in log["history"]:
+        if all(record["load_window"][e] == 0 for e in idle):
+            since = record["step"] if since is None else since
+        else:
+            since = None
+    return since
 
 
 def moe_balance_step(log: dict, tolerance: float = EVEN_LOAD_TOLERANCE) -> int | None:

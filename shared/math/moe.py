@@ -118,6 +118,12 @@ def load_balancing_loss(logits, k: int = 1) -> float:
     return float(n_experts * np.sum(fraction_routed * mean_probability))
 
 
+def router_affinity(logits) -> np.ndarray:
+    """DeepSeek-V3's token-to-expert affinity s_i = sigmoid(logit_i), the score :func:`bias_balanced_routing`
+    chooses and weights with (DeepSeek-V3 Technical Report §2.1.2, eq. (13))."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
 def bias_balanced_routing(logits, bias, k: int, *, route_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """DeepSeek-V3 auxiliary-loss-free routing: the bias chooses the experts but never weights them.
 
@@ -150,7 +156,7 @@ def bias_balanced_routing(logits, bias, k: int, *, route_scale: float = 1.0) -> 
     bias = np.asarray(bias, dtype=np.float64)
     if bias.shape != (logits.shape[-1],):
         raise ValueError(f"bias must have shape ({logits.shape[-1]},), got {bias.shape}")
-    affinity = 1.0 / (1.0 + np.exp(-logits))
+    affinity = router_affinity(logits)
     indices = _top_k(affinity + bias, k)
     chosen = np.take_along_axis(affinity, indices, axis=-1)
     return indices, chosen / chosen.sum(axis=-1, keepdims=True) * route_scale

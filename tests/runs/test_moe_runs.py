@@ -217,3 +217,20 @@ def test_invalid_json_gives_a_clear_error(tmp_path):
 def test_committed_logs_are_small():
     for name in COMMITTED:
         assert (MOE_RUNS_DIR / f"{name}.json").stat().st_size < 100_000
+
+
+def test_spread_of_held_out_routing_and_ties():
+    """``moe_load_spread`` reads the held-out routing when asked, and names every expert tied for the most tokens."""
+    from shared.runs import moe_idle_since, moe_load_spread
+
+    log = load_moe_run("bias")
+    held_out = moe_load_spread(log, counts="eval_load")
+    assert held_out["loads"] == log["history"][-1]["eval_load"]
+    tied = {"config": {"top_k": 2, "n_experts": 4},
+            "history": [{"step": 0, "load_window": [5, 0, 5, 2]}, {"step": 10, "load_window": [6, 0, 6, 0]}]}
+    spread = moe_load_spread(tied)
+    assert spread["busiest_experts"] == [0, 2] and spread["busiest_expert"] == 0
+    assert moe_idle_since(tied) == 10  # expert 3 got tokens at step 0; from step 10 both idle ones get none
+    assert moe_idle_since(load_moe_run("aux_loss")) is None
+    with pytest.raises(ValueError, match="counts"):
+        moe_load_spread(log, counts="load")
