@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
+import shutil
 import string
 import unicodedata
 from pathlib import Path
@@ -93,7 +95,31 @@ def _compile_with_vendored_fonts(typst_code: str, preamble: str = "", text_size:
         tmp = svg.with_suffix(f".{np.random.randint(1 << 30)}.tmp")
         tmp.write_bytes(data)
         tmp.replace(svg)
-    return svg
+    return _private_link(svg)
+
+
+@functools.cache
+def _private_dir() -> Path:
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="explainer-svg-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
+def _private_link(svg: Path) -> Path:
+    """``svg`` seen through a path of this process's own. manim's SVG loader writes ``<name>_.svg`` beside the file
+    and deletes it after parsing, so two processes loading one cached file (parallel renders, test workers) would
+    delete each other's."""
+    private = _private_dir() / svg.name
+    if not private.exists():
+        try:
+            os.link(svg, private)
+        except OSError:  # another file system: a copy does as well
+            shutil.copyfile(svg, private)
+    return private
 
 
 typst_mobject.typst_to_svg_file = _compile_with_vendored_fonts
