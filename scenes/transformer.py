@@ -108,7 +108,8 @@ class TransformerDataFlow(ExplainerScene):
     # --- helpers ---------------------------------------------------------------------------------------------------
 
     @property
-    def model(self):
+    def dims(self):
+        """The translator's sizes: its TinyTransformerConfig (d_model, n_heads, d_head, d_ffn, layers)."""
         return self.run.model.config
 
     @property
@@ -171,7 +172,7 @@ class TransformerDataFlow(ExplainerScene):
 
     def overview(self):
         self.next_section("翻译机全景")
-        pal, model, pair = self.palette, self.model, self.pair
+        pal, model, pair = self.palette, self.dims, self.pair
         self.show_title("一台翻译机")
         metrics = self.run.metrics
         role = "small"  # the diagram holds two token rows and five blocks
@@ -320,8 +321,12 @@ class TransformerDataFlow(ExplainerScene):
             if side is None:
                 self.caption_mob = current  # the next caption replaces it
         worst = min(s.top_probabilities[0] for s in self.steps)
-        exact = self.translation == pair.target
-        verdict = "和参考译文一字不差" if exact else "参考译文是：" + " ".join(pair.target)
+        wrong = [k for k, word in enumerate(written) if k >= len(pair.target) or word != pair.target[k]]
+        wrong_words = len(wrong) + max(0, len(pair.target) - len(written))  # a word left out is wrong too
+        exact = wrong_words == 0
+        for k in wrong:  # a word the reference does not have there stays on screen, marked
+            output[k][0].set_stroke(pal.warning, theme.STROKE)
+        verdict = "和参考译文一字不差" if exact else fill("有 {wrong_words} 个词和参考译文不同", wrong_words=wrong_words)
         with self.voice(fill("它很有把握：最没把握的一步，第一名也有 {least_top_probability:.2%}。"
                              "写出的译文" + verdict + "。", least_top_probability=worst)):
             self.say(fill("最没把握的一步也有 {least_top_probability:.2%}\n", least_top_probability=worst)
@@ -378,9 +383,13 @@ class TransformerDataFlow(ExplainerScene):
             self.say("再加位置编码：\n每个位置一组 sin/cos", color=pal.key)
         with self.voice(fill("两者相加，就是输入 X，形状是 {seq_len} 乘 {d_model}：{seq_len} 个词，每个 {d_model} 个数。"
                              "之后每一层都保持这个形状。", seq_len=seq, d_model=d)):
-            if self.is_portrait:
-                self.play(maps[0].morph(acts.encoder_input), crossfade(headers[0], x_header, match=False),
-                          Indicate(maps[1].cells, color=pal.accent, scale_factor=1.02), run_time=theme.SLOW)
+            if self.is_portrait:  # the encodings slide onto the embeddings and add into them
+                self.play(maps[1].animate.move_to(maps[0].cells).set_opacity(0), FadeOut(headers[1]), FadeOut(ops[0]),
+                          maps[0].morph(acts.encoder_input), crossfade(headers[0], x_header, match=False),
+                          run_time=theme.SLOW)
+                x_map = VGroup(maps[0], x_header)  # X alone: it takes the figure
+                grow = min(figure.width / x_map.width, figure.height / x_map.height, 1.5)
+                self.play(x_map.animate.scale(grow).move_to(figure.center), run_time=theme.QUICK)
             else:
                 self.play(FadeIn(ops[1]), FadeIn(maps[2]), FadeIn(headers[2]), run_time=theme.BEAT)
             self.say(f"形状 {shape}\n之后每层都不变", color=pal.accent, hold=True)
@@ -390,7 +399,7 @@ class TransformerDataFlow(ExplainerScene):
 
     def attention_scores(self):
         self.next_section("自注意力")
-        pal, acts, model = self.palette, self.acts, self.model
+        pal, acts, model = self.palette, self.acts, self.dims
         att = acts.encoder_layers[0].self_attention.attention
         h, tokens = CFG.head, acts.source_tokens
         self.show_title("自注意力：打分")
@@ -450,7 +459,7 @@ class TransformerDataFlow(ExplainerScene):
 
     def attention_weighted_sum(self):
         self.next_section("加权求和")
-        pal, acts, model = self.palette, self.acts, self.model
+        pal, acts, model = self.palette, self.acts, self.dims
         att = acts.encoder_layers[0].self_attention.attention
         h, tokens = CFG.head, acts.source_tokens
         self.show_title("softmax 与加权求和")
@@ -576,8 +585,8 @@ class TransformerDataFlow(ExplainerScene):
                 self.play(*[GrowFromEdge(b, DOWN) for b in weight_bars], FadeIn(stat), run_time=theme.BEAT)
                 self.say(verdicts[k][0], color=verdicts[k][1], hold=True)
         with self.voice(fill("回到我们的小翻译机：每个头 {d_head} 维，它的分数除以根号 {d_head}。",
-                             d_head=self.model.d_head)):
-            self.say(fill("小翻译机每个头 {d_head} 维\n分数除以 √{d_head}", d_head=self.model.d_head), hold=True)
+                             d_head=self.dims.d_head)):
+            self.say(fill("小翻译机每个头 {d_head} 维\n分数除以 √{d_head}", d_head=self.dims.d_head), hold=True)
         self.clear_stage()
 
     # --- 6 ---------------------------------------------------------------------------------------------------------
@@ -623,12 +632,12 @@ class TransformerDataFlow(ExplainerScene):
         rows = self.translation + (EOS,)  # row t is the step that writes rows[t]
 
         region, note = self.with_fine_print(self.layout.figure, fill(
-            "{n_heads} 个头的平均；句子：测试集里\n地点挪到句尾的最短一句", n_heads=self.model.n_heads))
+            "{n_heads} 个头的平均；句子：测试集里\n地点挪到句尾的最短一句", n_heads=self.dims.n_heads))
         side, main = (region.rows([0.2, 0.8], gap=0.25) if self.stacked else region.cols([0.28, 0.72], gap=0.5))
         role = "small" if self.stacked else "label"
-        q_block = Block(fill("Q ← 解码器 [{queries}, {d_model}]", queries=len(rows), d_model=self.model.d_model),
+        q_block = Block(fill("Q ← 解码器 [{queries}, {d_model}]", queries=len(rows), d_model=self.dims.d_model),
                         color=pal.key, text_color=pal.key, role=role, pad_em=0.6)
-        kv_block = Block(fill("K, V ← 编码器 [{keys}, {d_model}]", keys=len(pair.source), d_model=self.model.d_model),
+        kv_block = Block(fill("K, V ← 编码器 [{keys}, {d_model}]", keys=len(pair.source), d_model=self.dims.d_model),
                          color=pal.query, text_color=pal.query, role=role, pad_em=0.6)
         blocks = VGroup(q_block, kv_block).arrange(DOWN, buff=0.25 if self.stacked else 0.5)
         side.place(blocks)
@@ -651,7 +660,7 @@ class TransformerDataFlow(ExplainerScene):
         with self.voice("先给答案：交叉注意力，就是用解码器的 Q，去查编码器的 K 和 V，边看原文边写译文。"):
             self.play(FadeIn(blocks, shift=0.2 * RIGHT), FadeIn(note), run_time=theme.BEAT)
             self.say("边看原文边写译文")
-        with self.voice("每写一个英文词，它就在中文原文上分配一次注意力。颜色越亮，看得越多。"):
+        with self.voice("每一行是写下一个英文词的那一步：它在中文原文上分配一次注意力，颜色越亮，看得越多。"):
             self.play(FadeIn(cross_map.row_labels), FadeIn(cross_map.col_labels), run_time=theme.QUICK)
             self.play(LaggedStart(*[FadeIn(cross_map.row_group(i)) for i in range(len(rows))], lag_ratio=0.3),
                       run_time=theme.SLOW)
@@ -675,7 +684,7 @@ class TransformerDataFlow(ExplainerScene):
 
     def feed_forward(self):
         self.next_section("前馈网络")
-        pal, acts, model = self.palette, self.acts, self.model
+        pal, acts, model = self.palette, self.acts, self.dims
         ffn = acts.encoder_layers[0].feed_forward.feed_forward
         t = CFG.ffn_token
         token = acts.source_tokens[t]
