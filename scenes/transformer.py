@@ -348,9 +348,8 @@ class TransformerDataFlow(ExplainerScene):
 
         prov = self.run.log["provenance"]
         figure, note = self.with_fine_print(self.layout.figure, fill(
-            "训练：{device}，{wall_seconds:.0f} 秒\n{steps} 步，torch {torch}", device=term(prov["device"]),
-            wall_seconds=prov["wall_seconds"], steps=self.run.log["config"]["steps"],
-            torch=term(prov["torch_version"])))
+            "训练：{device}，{wall_seconds:.0f} 秒" + ("\n" if self.stacked else "，") + "{steps} 步",
+            device=term(prov["device"]), wall_seconds=prov["wall_seconds"], steps=self.run.log["config"]["steps"]))
         # Landscape: E + PE = X side by side. Portrait (narrow): E + PE, then E turns into X in place.
         n_maps = 2 if self.is_portrait else 3
         slots = figure.cols([1.2, 1, 1][:n_maps], gap=0.7 if self.is_portrait else 0.9)
@@ -360,7 +359,7 @@ class TransformerDataFlow(ExplainerScene):
             area = slot.rows([label_h, slot.height - label_h], gap=0.1)[1]
             labels = acts.source_tokens if k == 0 else ()  # the other maps' cells line up with these rows
             maps.append(Heatmap(values, scale, region=area, max_cell=(0.6, 0.6), row_labels=labels,
-                                label_role="label"))
+                                label_role="small"))
         for hm, slot in zip(maps, slots):
             hm.move_to(slot.center + DOWN * label_h / 2)
             hm.shift(UP * (maps[0].cells.get_y() - hm.cells.get_y()))
@@ -778,7 +777,10 @@ class TransformerDataFlow(ExplainerScene):
             """The chain x → blocks in ``order`` ("add" is ⊕) → output, left to right, sized to ``area`` below
             ``head``; the residual branches off x, runs above the chain and rejoins at ⊕."""
             title = zh(head, role, color=pal.text)
-            title_area, body = area.rows([1.6 * title.height, area.height - 1.6 * title.height], gap=0.05)
+            if self.stacked:  # the title above the chain
+                title_area, body = area.rows([1.6 * title.height, area.height - 1.6 * title.height], gap=0.05)
+            else:  # the title left of the chain: a wide figure is short
+                title_area, body = area.cols([title.width + 2 * em, area.width - title.width - 2 * em])
             block_h = min(body.height * 0.5, 2.4 * em)
             parts = []
             for name in order:
@@ -806,8 +808,9 @@ class TransformerDataFlow(ExplainerScene):
             title_area.place(title, align="left")
             return VGroup(title, group)
 
-        post = diagram(["子层", "add", "LayerNorm"], "Post-LN：原版，本片模型", panels[0])
-        pre = diagram(["LayerNorm", "子层", "add"], f"Pre-LN：{term('GPT-2')} 起", panels[1])
+        joint = "：" if self.stacked else "\n"
+        post = diagram(["子层", "add", "LayerNorm"], f"Post-LN{joint}原版，本片模型", panels[0])
+        pre = diagram(["LayerNorm", "子层", "add"], f"Pre-LN{joint}{term('GPT-2')} 起", panels[1])
         token = acts.source_tokens[t]
 
         with self.voice("先给答案：每个子层外面都套着两样东西。残差，把输入原样加回来；LayerNorm，把数拉回同一个尺度。"):
