@@ -54,6 +54,14 @@ class SubtitleTrack(VGroup):
     def show(self, time: float) -> "SubtitleTrack":
         group = self.cue_at(time)
         if group is not self.current:
+            if self.current is not None:
+                # manim draws a play()'s moving mobjects from the family list it took when the play began: a cue
+                # taken out of the track mid-play would still be drawn, so it also turns invisible.
+                self.current.set_opacity(0)
+            if group is not None:
+                box, text = group
+                box.set_fill(opacity=BOX_OPACITY)
+                text.set_opacity(1)
             self.submobjects = [group] if group is not None else []
             self.current = group
         return self
