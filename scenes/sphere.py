@@ -213,11 +213,16 @@ class VectorsOnSphere(ExplainerScene):
         legend = VGroup(*(zh(word, "label", color=color, prose=False) for word, color in zip(source, pal.series)))
         legend.arrange(RIGHT, buff=0.35)
         stacked = self.layout.aspect.ratio < 1.3  # portrait and square frames: legend and notes under the sphere
-        side_share = 0.34 if len(note) else 0.14
+        if stacked and len(note):  # the legend as a small grid beside the notes, both under the sphere
+            legend.arrange_in_grid(cols=3, buff=(0.4, 0.2), col_alignments="lll")
+            below = VGroup(legend, note).arrange(RIGHT, buff=0.6, aligned_edge=UP)
+        else:
+            below = legend
+        side_share = min(0.4, (below.height + 0.3) / self.layout.figure.height) if stacked else 0.4
         sphere_area, side = (self.layout.figure.rows([1 - side_share, side_share], gap=0.15) if stacked
                              else self.layout.figure.cols([0.6, 0.4], gap=0.3))
         if stacked:
-            side.place(VGroup(legend, note).arrange(DOWN, buff=0.25) if len(note) else legend)
+            side.fit(below)
         else:
             legend.arrange_in_grid(cols=3, buff=(0.4, 0.2), col_alignments="lll")
             side.place(VGroup(legend, note).arrange(DOWN, buff=0.5, aligned_edge=LEFT) if len(note) else legend,
