@@ -37,8 +37,9 @@ def test_morph_masking_and_numbers():
     pal = theme.palette()
     values = np.array([[0.5, -0.25], [1.0, 0.0]])
     hm = Heatmap(values, ColorScale.diverging(values), cell_width=1.0, numbers="{:.2f}", masked_text="−∞",
-                 row_labels=["a", "b"], col_labels=["c", "d"])
+                 row_labels=["a", "b"], col_labels=["c", "d"], name="scores")
     assert [n.text() for n in hm.numbers] == ["0.50", "−0.25", "1.00", "0.00"]
+    assert [n.number_name for n in hm.numbers] == ["scores[0,0]", "scores[0,1]", "scores[1,0]", "scores[1,1]"]
     assert all(m.get_fill_opacity() == 0 for m in hm.marks)
     masked = np.array([[0.5, -np.inf], [1.0, 0.0]])
     hm.set_values(masked, rows=[0])

@@ -30,7 +30,8 @@ def test_bars_follow_the_tracker(aspect):
                       AxisSpec(-5, 10, [(-5, "−5"), (0, "0"), (10, "10")], "值"))
         t = ValueTracker(0)
         bars = LiveBars(chart, [0, 1, 2], lambda: interpolate_rows(ROWS, t.get_value()), "#FF0000", baseline=0.0,
-                        label_fmt="{:.1f}")
+                        label_fmt="{:.1f}", label_name="heights")
+        assert [label.number_name for label in bars.labels] == ["heights[0]", "heights[1]", "heights[2]"]
         for value in (0.0, 0.5, 2.0):
             t.set_value(value)
             bars.update(0)
@@ -50,3 +51,17 @@ def test_bars_follow_the_tracker(aspect):
                 else:
                     assert bar.height < 1e-2  # a hairline, never a degenerate path
                 assert label.text() == f"{expected[i]:.1f}".replace("-", "−")
+
+
+def test_written_numbers_need_a_name():
+    """Numbers a chart writes are recorded under a name, so the scene's inventory can say what each one is."""
+    from shared.mobjects.heatmap import ColorScale, Heatmap
+
+    with tempconfig({"verbosity": "WARNING"}):
+        configure_frame()
+        chart = Chart(current_layout().figure, AxisSpec(-0.5, 2.5, [(0, "a"), (1, "b"), (2, "c")]),
+                      AxisSpec(-5, 10, [(-5, "−5"), (0, "0"), (10, "10")], "值"))
+        with pytest.raises(ValueError, match="label_name"):
+            LiveBars(chart, [0, 1, 2], lambda: ROWS[0], "#FF0000", label_fmt="{:.1f}")
+        with pytest.raises(ValueError, match="needs a name"):
+            Heatmap(ROWS, ColorScale.sequential(10.0), cell_width=0.5, numbers="{:.1f}")
