@@ -1,4 +1,5 @@
-"""Side-by-side: manim's own ``--format gif`` against ``explainer gif`` on the same section (issue 3 acceptance).
+"""Side-by-side: manim's own ``--format gif`` against ``explainer gif`` on the same section: why the export
+encodes its own GIFs.
 
 Both GIFs are made from the same render settings (size, frame rate, theme) and measured against the same reference:
 the section's frames rendered losslessly (``explainer``'s ``frames`` render) at that size and frame rate. manim's GIF

@@ -1,7 +1,7 @@
 """Audio for short videos: reading narration and music, placing narration per section, ducking the music under it,
 and bringing the mix to the platforms' loudness.
 
-Reference: DESIGN §4-§5. pydub mixes (``AudioSegment.converter`` is imageio-ffmpeg's binary); every input is first
+pydub mixes (``AudioSegment.converter`` is imageio-ffmpeg's binary); every input is first
 decoded by that ffmpeg to a 48 kHz WAV, which pydub reads without ffprobe. Loudness is EBU R128 / ITU-R BS.1770:
 ffmpeg's ``loudnorm`` in two passes (measure, then normalise with the measured values) brings the mix to
 −14 LUFS integrated with the true peak under −1 dBTP, and ``ebur128`` (``peak=true``) measures the result.
@@ -47,7 +47,7 @@ class MixSettings:
     duck_hold_ms: int = 200  # music stays down this long around each narration clip
     bgm_fade_in_ms: int = 1000
     bgm_fade_out_ms: int = 2000
-    target_lufs: float = -14.0  # integrated loudness, ±1 LU (DESIGN §5)
+    target_lufs: float = -14.0  # integrated loudness, ±1 LU (what the platforms normalise to)
     loudness_tolerance_lu: float = 1.0
     max_true_peak_dbtp: float = -1.0
     # Aim under the limit: AAC encoding adds peak (+0.5 dB on rope's espeak narration: aimed at −1.5 it measured

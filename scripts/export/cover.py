@@ -1,5 +1,5 @@
 """Cover images: one frame of a chosen section, as PNGs for 9:16 channels (1080×1920) and the 16:10 video cover
-(1146×717, DESIGN §5).
+(1146×717).
 
 9:16 is rendered in the portrait layout at 1080×1920 exactly. 16:10 has no layout preset of its own; the nearest is
 16:9 (ratio 1.78 vs 1.60), so the scene is laid out in 16:9 at the cover's width (1146×645) and **letterboxed**: bands

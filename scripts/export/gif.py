@@ -1,7 +1,7 @@
 """Article GIFs: one per section, opening on a poster frame, searched to fit WeChat's budget, measured against the
 rendered frames.
 
-Reference: DESIGN §4 (why not manim's ``--format gif``) and §5 (the budget). The pipeline for one section:
+Why not manim's ``--format gif``: ``scripts/compare_gif.py`` measures both. The pipeline for one section:
 
 1. the chosen sections are rendered as lossless PNG frames at the GIF's width and ``fps_max``, in the ``article``
    aspect (3:4) unless ``--aspect`` says otherwise (cached, see :mod:`scripts.export.render`);
@@ -44,7 +44,7 @@ from scripts.export import ExportError, media_root, slug
 from scripts.export.tools import ffmpeg, ffmpeg_version, gifsicle, run_ffmpeg
 
 MB = 1_000_000  # budgets are decimal megabytes, as upload limits are stated
-HARD_CAP_MB = 10.0  # WeChat refuses bigger GIFs (DESIGN §5)
+HARD_CAP_MB = 10.0  # WeChat refuses bigger GIFs
 GIF_TICKS_PER_SECOND = 100  # GIF frame delays are whole centiseconds
 MANIFEST_KIND = "explainer-gif"
 ARTICLE_ASPECT = "article"  # shared.layout's 3:4 preset made for article GIFs
@@ -60,7 +60,7 @@ class BudgetError(ExportError):
 
 @dataclass(frozen=True)
 class GifBudget:
-    """Limits and search ranges for article GIFs (DESIGN §5 defaults)."""
+    """Limits and search ranges for article GIFs (the defaults fit WeChat)."""
 
     width: int = 720  # px; a WeChat article shows it ~343 CSS px wide
     min_width: int = 576  # narrowest the search may go (0.8 × 720), before giving up

@@ -1,7 +1,7 @@
 """Finding scenes and their sections.
 
 A SCENE argument is either a topic name (``rope`` → ``scenes/rope.py``; dashes may stand for underscores) or the path
-of a ``.py`` file. The file must define exactly one :class:`shared.scene.ExplainerScene` subclass (DESIGN §2: one
+of a ``.py`` file. The file must define exactly one :class:`shared.scene.ExplainerScene` subclass (one
 Scene class per topic file; a base class that another class in the file extends does not count).
 
 Sections are chosen by name or by number; numbers count from 1 in the order the scene plays them, as
@@ -107,7 +107,7 @@ def resolve_scene(spec: str) -> SceneRef:
         )
     if len(classes) > 1:
         names = ", ".join(sorted(c.__name__ for c in classes))
-        raise ExportError(f"{path} defines several scenes ({names}); a topic file holds exactly one (DESIGN §2).")
+        raise ExportError(f"{path} defines several scenes ({names}); a topic file holds exactly one.")
     return SceneRef(path, classes[0].__name__)
 
 

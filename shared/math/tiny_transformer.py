@@ -55,13 +55,13 @@ class TinyTransformerConfig:
     d_model: int = 8  # width of every token vector (512 in Vaswani et al.); must be even for sin/cos pairs
     n_heads: int = 2  # heads per attention sublayer; each head works in d_head = d_model / n_heads = 4 dims
     ffn_multiplier: int = 4  # FFN hidden width = 4 · d_model = 32 (the paper: 2048 = 4 · 512)
-    n_encoder_layers: int = 1  # 6 in the paper; issue 7 sets 6 to follow hidden states layer by layer
+    n_encoder_layers: int = 1  # 6 in the paper; set 6 to follow hidden states layer by layer
     n_decoder_layers: int = 1
     norm_position: str = "post"  # "post": x ← LN(x + f(x)) (the paper); "pre": x ← x + f(LN(x)) (GPT-2 onwards)
     final_norm: bool | None = None  # a LayerNorm after each stack's last layer; None → only for Pre-LN (as GPT-2)
     layer_norm_eps: float = 1e-5  # torch.nn.LayerNorm's default
     # LayerNorm γ = 1 + N(0, std), β = N(0, std). 0 keeps torch's initial γ = 1, β = 0, so every LayerNorm output
-    # lies exactly on the sphere of radius √d·σ/√(σ² + eps) in the plane ⟂ (1, …, 1) (issue 7's geometry).
+    # lies exactly on the sphere of radius √d·σ/√(σ² + eps) in the plane ⟂ (1, …, 1) (the sphere scene's geometry).
     norm_affine_std: float = 0.0
     positional_base: float = 10000.0  # sinusoidal PE base (paper §3.5)
     seed: int = 0  # the weights are random draws from this seed, not trained
@@ -321,7 +321,7 @@ class TinyTransformerActivations:
     def normalized_states(
         self, stack: str = "encoder", *, standardized: bool = False
     ) -> tuple[list[tuple[int, str]], np.ndarray]:
-        """Every LayerNorm output through one stack, in the order computed (issue 7's "after each normalisation").
+        """Every LayerNorm output through one stack, in the order computed (the sphere scene follows them).
 
         Parameters
         ----------

@@ -23,7 +23,7 @@ from shared.theme import DARK
 # Under pytest-xdist these tests and the gallery's run in one worker, which renders the GIF fixtures once.
 pytestmark = pytest.mark.xdist_group("export-gifs")
 
-WIDTH, HEIGHT = 720, 960  # DESIGN §5: 720 px wide; the article aspect is 3:4
+WIDTH, HEIGHT = 720, 960  # article GIFs are 720 px wide; the article aspect is 3:4
 FPS = 20  # the default --fps-max, which the fixture's sections fit
 
 

@@ -1,4 +1,4 @@
-"""shared.math.tiny_transformer recomputed with torch on the same weights, in float64 (issue 5 item 2, issue 7 item 2).
+"""shared.math.tiny_transformer recomputed with torch on the same weights, in float64.
 
 Two independent references: every activation with ``torch.nn.functional`` ops written out here, and each layer's
 output with ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer`` (``norm_first`` for Pre-LN) loaded
