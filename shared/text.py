@@ -169,8 +169,19 @@ TEXT_TAGS = ("text_role", "em_at_creation", "width_at_creation", "source_text", 
              "untraced")
 
 
+def _forget_parsed_paths(mob: VMobject) -> VMobject:
+    """Drop each glyph's parsed SVG path (``path_obj``): manim reads it only while making the glyph's points, but
+    every copy (each FadeIn, FadeOut and Transform copies its mobjects) deep-copied it, most of a text's copy time:
+    rope's whole scene ran its code, drawing nothing, in 4.9 s instead of 8.4 s."""
+    for part in mob.get_family():
+        if getattr(part, "path_obj", None) is not None:
+            part.path_obj = None
+    return mob
+
+
 def _tag(mob: VMobject, role: str, em: float, source: str, prose_lines: int, prose: bool | None = None,
          drawn: tuple[Drawn, ...] = (), untraced: str = "") -> VMobject:
+    _forget_parsed_paths(mob)
     mob.text_role = role
     mob.em_at_creation = em
     mob.width_at_creation = mob.width

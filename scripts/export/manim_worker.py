@@ -44,15 +44,18 @@ ERROR_PREFIX = "@@error "  # a problem in the scene's narration (shared.voice.Vo
 INFLIGHT_ENCODERS = 4
 WORKER_FILE = "worker.json"
 
-# kind → manim output settings. "movie" is manim's default encode (libx264 crf 23); "sections" is near-lossless
-# because the short video encodes it a second time; "frames" is lossless RGB.
+# kind → manim output settings. libx264's "veryfast" preset at crf 20 gives the quality of manim's default (crf 23,
+# preset medium) in about 70% of the encoding CPU: re-encoding 12 s of rope at 1080p60 on one thread, 6.9 against
+# 9.7 CPU-s, 44.5 against 45.3 dB PSNR, 425 against 416 kB. Encoding is most of a 1080p frame's cost, so the whole
+# render gets faster. "sections" is near-lossless because the short video encodes it a second time; "frames" is
+# lossless RGB.
 ENCODINGS = {
     "probe": {"format": "png"},  # a still: manim skips every animation (like -s)
     "frames": {"format": "mov", "video_codec": "qtrle", "pixel_format": "rgb24", "video_encoder_options": {}},
     "sections": {"format": "mp4", "video_codec": "libx264", "pixel_format": "yuv420p",
-                 "video_encoder_options": {"crf": "12"}},
+                 "video_encoder_options": {"crf": "12", "preset": "veryfast"}},
     "movie": {"format": "mp4", "video_codec": "libx264", "pixel_format": "yuv420p",
-              "video_encoder_options": {"crf": "23"}},
+              "video_encoder_options": {"crf": "20", "preset": "veryfast"}},
 }
 
 
