@@ -594,7 +594,7 @@ class KVCache(ExplainerScene):
                                 for k, b in per_token.items()], inline=self.wide, note=note)
 
         n_heads = fill("{n_heads}", n_heads=heads)
-        with self.voice(f"第三招是 DeepSeek 的 MLA。先看 MHA：每层每个 token 要存 "
+        with self.voice("第三招是 DeepSeek 的 MLA。先看 MHA：每层每个 token 要存 "
                         + fill("{mha_values_per_layer} 个数，", mha_values_per_layer=mha_values)
                         + f"{n_heads} 个头，每个头一个 K 一个 V。"):
             self.play(FadeIn(mha_label), FadeIn(mha_grid), run_time=theme.BEAT)

@@ -23,7 +23,6 @@ OPTIONAL_COMMANDS = {"train-grokking": "scripts.train_grokking", "train-moe": "s
                      "train-translator": "scripts.train_translator",
                      "quantize-translator": "scripts.quantize_translator", "train-lora": "scripts.train_lora"}
 
-SCENE_HELP = "SCENE is a topic name (rope → scenes/rope.py) or the path of a .py file with one ExplainerScene."
 THEMES = click.Choice(["dark", "light"])
 
 

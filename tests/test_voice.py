@@ -5,7 +5,6 @@ and clear errors for bad input."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import sys
 from pathlib import Path

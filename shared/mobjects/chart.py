@@ -167,13 +167,3 @@ class Chart(VGroup):
         a, b = self.c2p(x, self.y_spec.low), self.c2p(x, self.y_spec.high)
         cls = DashedLine if dashed else Line
         return cls(a, b, color=color, stroke_width=theme.STROKE_THIN)
-
-
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """Round tick values covering [low, high] (1-2-5 steps), for labelling data ranges that come from data."""
-    span = high - low
-    raw = span / max(count - 1, 1)
-    magnitude = 10 ** np.floor(np.log10(raw))
-    step = min((s * magnitude for s in (1, 2, 2.5, 5, 10) if s * magnitude >= raw), default=raw)
-    start = np.ceil(low / step - 1e-9) * step
-    return [float(v) for v in np.arange(start, high + step * 1e-6, step)]

@@ -283,7 +283,7 @@ def _counted_flops(t, d_model, n_heads, n_kv_heads, head_dim, use_cache) -> tupl
     w_k, w_v = (torch.randn(d_model, n_kv_heads * head_dim, dtype=torch.float64) for _ in "kv")
     with FlopCounterMode(display=False) as projection:
         projected = x[-1:] if use_cache else x
-        k_new, v_new = projected @ w_k, projected @ w_v
+        projected @ w_k, projected @ w_v  # counted, not used
     k = repeat_kv(torch.randn(n_kv_heads, t, head_dim, dtype=torch.float64), n_heads // n_kv_heads)
     v = repeat_kv(torch.randn(n_kv_heads, t, head_dim, dtype=torch.float64), n_heads // n_kv_heads)
     q = torch.randn(n_heads, 1, head_dim, dtype=torch.float64)

@@ -19,7 +19,6 @@ from shared.math.tiny_transformer import (
     BOS,
     EOS,
     SOURCE_SENTENCE,
-    SOURCE_VOCAB,
     TARGET_SENTENCE,
     TARGET_VOCAB,
     TinyTransformerConfig,
