@@ -54,6 +54,7 @@ from scripts.train_translator import (
     stream_seed,
     weights_path,
 )
+from scripts.trainer_cli import config_options, run_options
 from shared.corpus import PAD, SentencePair, build_corpus
 from shared.files import atomic_path
 from shared.math.tiny_transformer import weights_to_arrays
@@ -423,30 +424,10 @@ def _train(cfg, base, out_path, device, checkpoint, checkpoint_every, stop_after
 # --- command line --------------------------------------------------------------------------------------------------
 
 
-def _config_options(func):
-    """One option per config field, with its default and type (``--rank 8`` ...)."""
-    for field in reversed(dataclasses.fields(LoRATrainConfig)):
-        flag = f"--{field.name.replace('_', '-')}"
-        if field.name == "method":
-            func = click.option(flag, type=click.Choice(METHODS), default=field.default)(func)
-        else:
-            func = click.option(flag, field.name, type=type(field.default), default=field.default)(func)
-    return func
-
-
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
-@_config_options
-@click.option("--name", default=None, help="the run's files OUT_DIR/NAME.json and NAME.npz [default: full, lora_r8…]")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=LORA_DIR)
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", help="auto = CUDA when available")
-@click.option("--threads", type=int, default=1, help="CPU threads for torch (one leaves the others free)")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"resume from / save to [default: {CHECKPOINT_DIR.relative_to(ROOT)}/NAME.pt]")
-@click.option("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-@click.option("--no-checkpoint", is_flag=True, help="neither resume nor save checkpoints")
-@click.option("--stop-after", type=int, default=None, help="save a checkpoint after this step and exit (resume later)")
-@click.option("--force", is_flag=True, help="overwrite an existing run (the committed ones included)")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@config_options(LoRATrainConfig, {"method": METHODS})
+@run_options(out_dir=LORA_DIR, checkpoint_dir=CHECKPOINT_DIR, checkpoint_every=500, name_default=None,
+             name_help="the run's files OUT_DIR/NAME.json and NAME.npz [default: full, lora_r8…]")
 def main(name, out_dir, device, threads, checkpoint, checkpoint_every, no_checkpoint, stop_after, force, quiet,
          **options):
     """Fine-tune the tiny translator on the reversed task, fully or with LoRA (see the module docstring)."""

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from scripts.train_grokking import CheckpointMismatch
+from scripts.trainer_cli import config_options, run_options
 from shared.corpus import PAD, SOURCE_VOCAB, TARGET_VOCAB, build_corpus
 from shared.files import atomic_path
 from shared.math.tiny_transformer import (
@@ -499,30 +500,10 @@ def _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, prog
 # --- command line --------------------------------------------------------------------------------------------------
 
 
-def _config_options(func):
-    """One option per config field, with its default and type (``--d-model 16`` ...)."""
-    for field in reversed(dataclasses.fields(TranslatorTrainConfig)):
-        flag = f"--{field.name.replace('_', '-')}"
-        if field.name == "norm_position":
-            func = click.option(flag, type=click.Choice(NORM_POSITIONS), default=field.default)(func)
-        else:
-            func = click.option(flag, field.name, type=type(field.default), default=field.default)(func)
-    return func
-
-
 @click.command(context_settings={"show_default": True, "help_option_names": ["-h", "--help"]})
-@_config_options
-@click.option("--name", default=DEFAULT_NAME, help="the run's files: OUT_DIR/NAME.json and NAME.npz")
-@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), default=TRANSLATOR_DIR)
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", help="auto = CUDA when available")
-@click.option("--threads", type=int, default=1, help="CPU threads for torch (one leaves the others free)")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"resume from / save to [default: {CHECKPOINT_DIR.relative_to(ROOT)}/NAME.pt]")
-@click.option("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
-@click.option("--no-checkpoint", is_flag=True, help="neither resume nor save checkpoints")
-@click.option("--stop-after", type=int, default=None, help="save a checkpoint after this step and exit (resume later)")
-@click.option("--force", is_flag=True, help="overwrite an existing run (the committed one included)")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@config_options(TranslatorTrainConfig, {"norm_position": NORM_POSITIONS})
+@run_options(out_dir=TRANSLATOR_DIR, checkpoint_dir=CHECKPOINT_DIR, checkpoint_every=1000, name_default=DEFAULT_NAME,
+             name_help="the run's files: OUT_DIR/NAME.json and NAME.npz")
 def main(name, out_dir, device, threads, checkpoint, checkpoint_every, no_checkpoint, stop_after, force, quiet,
          **options):
     """Train the tiny Chinese → English translator; write OUT_DIR/NAME.json and NAME.npz (see the module docstring)."""
