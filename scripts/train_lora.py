@@ -30,8 +30,6 @@ is overwritten only with ``--force``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,19 +37,16 @@ from typing import Any
 import click
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from scripts.train_grokking import CheckpointMismatch
 from scripts.train_translator import (
     Batches,
     TorchTranslator,
-    batch_index,
     evaluate,
-    lr_at,
     rounded,
-    stream_seed,
+    run_steps,
+    sha256,
     weights_path,
 )
 from scripts.trainer_cli import config_options, run_options
@@ -64,8 +59,6 @@ from shared.runs import (
     load_translator,
     pick_device,
     refuse_overwrite,
-    resume_provenance,
-    start_provenance,
     translator_run_path,
     write_run_log,
 )
@@ -254,8 +247,13 @@ def command_line(cfg: LoRATrainConfig, name: str | None = None, threads: int = 1
     return " ".join(parts)
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def split_scores(model: TorchTranslator, splits: dict[str, Batches]) -> dict[str, float]:
+    """Loss, token accuracy and exact match of ``model`` on each split, as ``<split>_<measure>``."""
+    scores = {}
+    for split, data in splits.items():
+        measured = evaluate(model, data)
+        scores |= {f"{split}_{k}": measured[k] for k in ("loss", "token_accuracy", "exact_match")}
+    return scores
 
 
 def train(
@@ -309,71 +307,14 @@ def _train(cfg, base, out_path, device, checkpoint, checkpoint_every, stop_after
               "original": Batches.of(base.test_split[: cfg.n_original_test], model_config, device)}  # fmt: skip
     pad = model_config.target_vocab.index(PAD)
 
-    step, history, window = 0, [], []  # window: train losses since the last record
-    provenance, wall_before = {**start_provenance(device), "torch_threads": threads}, 0.0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != config:
-            differ = sorted(k for k in config if state["config"].get(k) != config[k])
-            raise CheckpointMismatch(f"Checkpoint {checkpoint} was written for a different config (differs in: "
-                                     f"{', '.join(differ)}). Delete it, or pass the same options.")  # fmt: skip
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, history, window = state["step"], state["history"], state["window"]
-        provenance, wall_before = resume_provenance(state["provenance"], device, step), state["wall_seconds"]
-    started = time.perf_counter()
-
-    def wall() -> float:
-        return wall_before + time.perf_counter() - started
-
-    def save_checkpoint(step: int):
-        state = {"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                 "history": history, "window": window, "provenance": provenance, "wall_seconds": wall()}  # fmt: skip
-        with atomic_path(checkpoint) as tmp:
-            torch.save(state, tmp)
-
-    def measure(step: int) -> dict:
-        record = {"step": step, "lr": rounded(lr_at(cfg, max(step - 1, 0))),
-                  "train_loss": rounded(sum(window) / len(window)) if window else None}  # fmt: skip
-        for split, data in splits.items():
-            scores = evaluate(model, data)
-            record |= {f"{split}_{k}": rounded(scores[k]) for k in ("loss", "token_accuracy", "exact_match")}
-        history.append(record)
-        window.clear()
-        return record
-
-    from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
-    )
-
-    columns = [TextColumn(out_path.stem), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]  # fmt: skip
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("train", total=cfg.steps, completed=step, stats="")
-        if step == 0 and not history:
-            measure(0)
-        while step < cfg.steps:
-            if stop_after is not None and step >= stop_after:
-                save_checkpoint(step)
-                return None
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, step)
-            torch.manual_seed(stream_seed(cfg.seed, "dropout", step))  # this step's dropout masks
-            batch = train_data.take(batch_index(cfg, step).to(device))
-            logits, _ = model(batch.source, batch.decoder_input)
-            loss = F.cross_entropy(logits.flatten(0, 1), batch.decoder_target.flatten(), ignore_index=pad)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            window.append(loss.item())
-            step += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                r = measure(step)
-                bar.update(task, stats=f"loss {r['train_loss']:.3f}  new exact {r['new_exact_match']:.3f}  "
-                                       f"original exact {r['original_exact_match']:.3f}")  # fmt: skip
-            bar.update(task, completed=step)
-            if checkpoint is not None and step % checkpoint_every == 0 and step < cfg.steps:
-                save_checkpoint(step)
+    outcome = run_steps(cfg, model, optimizer, train_data, pad, config=config, device=device, threads=threads,
+                        checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after,
+                        progress=progress, label=out_path.stem, scores=lambda: split_scores(model, splits),
+                        stats=lambda r: f"new exact {r['new_exact_match']:.3f}  "
+                                        f"original exact {r['original_exact_match']:.3f}")  # fmt: skip
+    if outcome is None:
+        return None
+    history, provenance, wall = outcome
 
     final = history[-1]
     metrics = {

@@ -29,7 +29,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import click
 import numpy as np
@@ -344,8 +344,86 @@ def weights_path(log_path: str | Path) -> Path:
     return Path(log_path).with_suffix(".npz")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_steps(cfg, model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batches, pad: int, *,
+              config: dict, device: str, threads: int, checkpoint: Path | None, checkpoint_every: int,
+              stop_after: int | None, progress: bool, label: str, scores: Callable[[], dict[str, float]],
+              stats: Callable[[dict], str]):
+    """The training loop of every translator trainer (this one and ``scripts/train_lora.py``).
+
+    Resumes from ``checkpoint`` when it exists (written for the same ``config``, else :class:`CheckpointMismatch`);
+    step s uses batch :func:`batch_index` (cfg, s), learning rate :func:`lr_at` (cfg, s) and dropout masks seeded by
+    :func:`stream_seed` (cfg.seed, "dropout", s); every ``cfg.log_every`` steps (and at steps 0 and ``cfg.steps``)
+    a history record holds the step, the learning rate, the mean train loss since the last record and ``scores()``
+    (rounded); a checkpoint every ``checkpoint_every`` steps. Returns ``(history, provenance, wall)`` (``wall()``:
+    seconds of training so far, resumed runs included), or None after saving a checkpoint at ``stop_after``.
+    """
+    step, history, window = 0, [], []  # window: train losses since the last record
+    provenance, wall_before = {**start_provenance(device), "torch_threads": threads}, 0.0
+    if checkpoint is not None and checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config"] != config:
+            differ = sorted(k for k in config if state["config"].get(k) != config[k])
+            raise CheckpointMismatch(f"Checkpoint {checkpoint} was written for a different config (differs in: "
+                                     f"{', '.join(differ)}). Delete it, or pass the same options.")  # fmt: skip
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, history, window = state["step"], state["history"], state["window"]
+        provenance, wall_before = resume_provenance(state["provenance"], device, step), state["wall_seconds"]
+    started = time.perf_counter()
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - started
+
+    def save_checkpoint(step: int):
+        state = {"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                 "history": history, "window": window, "provenance": provenance, "wall_seconds": wall()}  # fmt: skip
+        with atomic_path(checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    def measure(step: int) -> dict:
+        record = {"step": step, "lr": rounded(lr_at(cfg, max(step - 1, 0))),
+                  "train_loss": rounded(sum(window) / len(window)) if window else None,
+                  **{k: rounded(v) for k, v in scores().items()}}  # fmt: skip
+        history.append(record)
+        window.clear()
+        return record
+
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]  # fmt: skip
+    with Progress(*columns, disable=not progress) as bar:
+        task = bar.add_task("train", total=cfg.steps, completed=step, stats="")
+        if step == 0 and not history:
+            measure(0)
+        while step < cfg.steps:
+            if stop_after is not None and step >= stop_after:
+                save_checkpoint(step)
+                return None
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            torch.manual_seed(stream_seed(cfg.seed, "dropout", step))  # this step's dropout masks
+            batch = train_data.take(batch_index(cfg, step).to(device))
+            logits, _ = model(batch.source, batch.decoder_input)
+            loss = F.cross_entropy(logits.flatten(0, 1), batch.decoder_target.flatten(), ignore_index=pad)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            window.append(loss.item())
+            step += 1
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                record = measure(step)
+                bar.update(task, stats=f"loss {record['train_loss']:.3f}  {stats(record)}")
+            bar.update(task, completed=step)
+            if checkpoint is not None and step % checkpoint_every == 0 and step < cfg.steps:
+                save_checkpoint(step)
+    return history, provenance, wall
 
 
 def train(
@@ -404,70 +482,15 @@ def _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, prog
     test_data = Batches.of(corpus.test, model_config, device)
     pad = model_config.target_vocab.index(PAD)
 
-    step, history, window = 0, [], []  # window: train losses since the last record
-    provenance, wall_before = {**start_provenance(device), "torch_threads": threads}, 0.0
-    if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config"] != config:
-            differ = sorted(k for k in config if state["config"].get(k) != config[k])
-            raise CheckpointMismatch(f"Checkpoint {checkpoint} was written for a different config (differs in: "
-                                     f"{', '.join(differ)}). Delete it, or pass the same options.")  # fmt: skip
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, history, window = state["step"], state["history"], state["window"]
-        provenance, wall_before = resume_provenance(state["provenance"], device, step), state["wall_seconds"]
-    started = time.perf_counter()
-
-    def wall() -> float:
-        return wall_before + time.perf_counter() - started
-
-    def save_checkpoint(step: int):
-        state = {"config": config, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                 "history": history, "window": window, "provenance": provenance, "wall_seconds": wall()}  # fmt: skip
-        with atomic_path(checkpoint) as tmp:
-            torch.save(state, tmp)
-
-    def measure(step: int) -> dict:
-        test = evaluate(model, test_data)
-        record = {"step": step, "lr": rounded(lr_at(cfg, max(step - 1, 0))),
-                  "train_loss": rounded(sum(window) / len(window)) if window else None,
-                  **{f"test_{k}": rounded(v) for k, v in test.items()}}  # fmt: skip
-        history.append(record)
-        window.clear()
-        return record
-
-    from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
-    )
-
-    columns = [TextColumn(out_path.stem), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TimeRemainingColumn(), TextColumn("{task.fields[stats]}")]  # fmt: skip
-    with Progress(*columns, disable=not progress) as bar:
-        task = bar.add_task("train", total=cfg.steps, completed=step, stats="")
-        if step == 0 and not history:
-            measure(0)
-        while step < cfg.steps:
-            if stop_after is not None and step >= stop_after:
-                save_checkpoint(step)
-                return None
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(cfg, step)
-            torch.manual_seed(stream_seed(cfg.seed, "dropout", step))  # this step's dropout masks
-            batch = train_data.take(batch_index(cfg, step).to(device))
-            logits, _ = model(batch.source, batch.decoder_input)
-            loss = F.cross_entropy(logits.flatten(0, 1), batch.decoder_target.flatten(), ignore_index=pad)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            window.append(loss.item())
-            step += 1
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                r = measure(step)
-                bar.update(task, stats=f"loss {r['train_loss']:.3f}  test exact {r['test_exact_match']:.3f}  "
-                                       f"align {r['test_alignment_accuracy']:.3f}")  # fmt: skip
-            bar.update(task, completed=step)
-            if checkpoint is not None and step % checkpoint_every == 0 and step < cfg.steps:
-                save_checkpoint(step)
+    outcome = run_steps(cfg, model, optimizer, train_data, pad, config=config, device=device, threads=threads,
+                        checkpoint=checkpoint, checkpoint_every=checkpoint_every, stop_after=stop_after,
+                        progress=progress, label=out_path.stem,
+                        scores=lambda: {f"test_{k}": v for k, v in evaluate(model, test_data).items()},
+                        stats=lambda r: f"test exact {r['test_exact_match']:.3f}  "
+                                        f"align {r['test_alignment_accuracy']:.3f}")  # fmt: skip
+    if outcome is None:
+        return None
+    history, provenance, wall = outcome
 
     weights_file = weights_path(out_path)
     with atomic_path(weights_file) as tmp:

@@ -714,6 +714,34 @@ def translator_regenerate_command(path_or_name: str | Path = "zh_en") -> str:
     return regenerate_command(TRANSLATOR_COMMANDS, "scripts.train_translator", translator_run_path(path_or_name))
 
 
+def _check_test_split(pairs: list, fail, vocab: dict | None = None) -> None:
+    """Every held-out pair of a translator run is an object with source, target and alignment lists, one alignment
+    entry per target token (a source index or null), its tokens in ``vocab`` when given."""
+    for i, pair in enumerate(pairs):
+        if not json_type_ok(pair, dict):
+            fail(f"test_split[{i}] must be an object (one sentence pair)")
+        check_fields(pair, {"source": list, "target": list, "alignment": list}, f"test_split[{i}]", fail)
+        if vocab is not None and not (set(pair["source"]) <= set(vocab["source"])
+                                      and set(pair["target"]) <= set(vocab["target"])):
+            fail(f"test_split[{i}] holds tokens that are not in the vocab")
+        if len(pair["alignment"]) != len(pair["target"]) or not all(
+            a is None or (json_type_ok(a, int) and 0 <= a < len(pair["source"])) for a in pair["alignment"]
+        ):
+            fail(f"test_split[{i}].alignment must give each target token a source index or null")
+
+
+def _checked_weights_file(log_path: Path, weights: dict, fail) -> Path:
+    """The ``.npz`` a run log names (beside the log), checked against the sha256 the log records."""
+    import hashlib
+
+    weights_file = log_path.parent / weights["file"]
+    if not weights_file.exists():
+        fail(f"its weights file {weights_file} does not exist")
+    if hashlib.sha256(weights_file.read_bytes()).hexdigest() != weights["sha256"]:
+        fail(f"{weights_file} is not the weights file it was written with (sha256 differs)")
+    return weights_file
+
+
 def load_translator(path_or_name: str | Path = "zh_en") -> TranslatorRun:
     """Load a run of ``scripts/train_translator.py``: its log and its weights as the numpy model.
 
@@ -734,8 +762,6 @@ def load_translator(path_or_name: str | Path = "zh_en") -> TranslatorRun:
     RunLogError
         Naming the file at fault and the command that regenerates the run.
     """
-    import hashlib
-
     import numpy as np
 
     from shared.math.tiny_transformer import Translator, config_from_dict, weights_from_arrays
@@ -750,22 +776,8 @@ def load_translator(path_or_name: str | Path = "zh_en") -> TranslatorRun:
     check_fields(vocab, {"source": list, "target": list}, "vocab", fail)
     if not all(isinstance(t, str) for t in vocab["source"] + vocab["target"]):
         fail("vocab.source and vocab.target must list tokens (strings)")
-    source_vocab, target_vocab = set(vocab["source"]), set(vocab["target"])
-    for i, pair in enumerate(log["test_split"]):
-        if not json_type_ok(pair, dict):
-            fail(f"test_split[{i}] must be an object (one sentence pair)")
-        check_fields(pair, {"source": list, "target": list, "alignment": list}, f"test_split[{i}]", fail)
-        if not set(pair["source"]) <= source_vocab or not set(pair["target"]) <= target_vocab:
-            fail(f"test_split[{i}] holds tokens that are not in the vocab")
-        if len(pair["alignment"]) != len(pair["target"]) or not all(
-            a is None or (json_type_ok(a, int) and 0 <= a < len(pair["source"])) for a in pair["alignment"]
-        ):
-            fail(f"test_split[{i}].alignment must give each target token a source index or null")
-    weights_file = path.parent / weights["file"]
-    if not weights_file.exists():
-        fail(f"its weights file {weights_file} does not exist")
-    if hashlib.sha256(weights_file.read_bytes()).hexdigest() != weights["sha256"]:
-        fail(f"{weights_file} is not the weights file it was written with (sha256 differs)")
+    _check_test_split(log["test_split"], fail, vocab)
+    weights_file = _checked_weights_file(path, weights, fail)
     try:
         config = config_from_dict(log["config"], source_vocab=vocab["source"], target_vocab=vocab["target"])
         with np.load(weights_file) as arrays:
@@ -1002,8 +1014,6 @@ def load_lora_run(path_or_name: str | Path) -> LoRARun:
     RunLogError
         Naming the file at fault and the command that regenerates the run.
     """
-    import hashlib
-
     import numpy as np
 
     from shared.math.tiny_transformer import Translator, weights_from_arrays, weights_to_arrays
@@ -1023,17 +1033,8 @@ def load_lora_run(path_or_name: str | Path) -> LoRARun:
     base = load_translator(log["base"]["run"])
     if base.log["weights"]["sha256"] != log["base"]["weights_sha256"]:
         fail(f"it fine-tuned other weights than the translator run {log['base']['run']!r} holds now")
-    for i, pair in enumerate(log["test_split"]):
-        if not json_type_ok(pair, dict):
-            fail(f"test_split[{i}] must be an object (one sentence pair)")
-        check_fields(pair, {"source": list, "target": list, "alignment": list}, f"test_split[{i}]", fail)
-        if len(pair["alignment"]) != len(pair["target"]):
-            fail(f"test_split[{i}].alignment must have one entry per target word")
-    weights_file = path.parent / log["weights"]["file"]
-    if not weights_file.exists():
-        fail(f"its weights file {weights_file} does not exist")
-    if hashlib.sha256(weights_file.read_bytes()).hexdigest() != log["weights"]["sha256"]:
-        fail(f"{weights_file} is not the weights file it was written with (sha256 differs)")
+    _check_test_split(log["test_split"], fail)
+    weights_file = _checked_weights_file(path, log["weights"], fail)
     with np.load(weights_file) as npz:
         arrays = {k: npz[k] for k in npz.files}
     base_arrays = weights_to_arrays(base.model.weights)

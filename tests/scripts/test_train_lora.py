@@ -12,8 +12,8 @@ import torch
 from click.testing import CliRunner
 from torch.nn.utils import parametrize
 
+from scripts.train_grokking import CheckpointMismatch
 from scripts.train_lora import (
-    CheckpointMismatch,
     LoRATrainConfig,
     LoRAUpdate,
     command_line,
