@@ -184,7 +184,8 @@ def render(scene, quality, aspect, theme, fps, sections, jobs, force, voice_engi
     voice = _voice(voice_engine, voice_name, no_subtitles)
     path = render_movie(scene, quality=quality, aspect=aspect, theme=theme, fps=fps, sections=sections, out=out,
                         jobs=jobs, force=force, voice=voice, console=_console())
-    click.echo(str(path) + (f"  subtitles: {path.with_suffix('.srt')}" if voice else ""))
+    srt_path = path.with_suffix(".srt")
+    click.echo(str(path) + (f"  subtitles: {srt_path}" if voice and srt_path.exists() else ""))
 
 
 @main.command()

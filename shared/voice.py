@@ -168,6 +168,7 @@ class Engine:
         return self.voice
 
     def synthesize(self, text: str, out: Path) -> None:
+        """Write ``text`` (already :meth:`prepare`\ d) as audio to ``out``."""
         raise NotImplementedError
 
 
@@ -192,7 +193,7 @@ class Espeak(Engine):
 
     def synthesize(self, text: str, out: Path) -> None:
         result = subprocess.run(["espeak-ng", "-v", self.voice, "-s", str(self.words_per_minute), "-w", str(out),
-                                 self.prepare(text)], capture_output=True, text=True)
+                                 text], capture_output=True, text=True)
         if result.returncode or not out.exists():
             raise VoiceError(f"espeak-ng could not speak {text!r} with voice {self.voice!r}: {result.stderr.strip()}")
 
@@ -282,9 +283,8 @@ class Kokoro(Engine):
         session, vocab, styles, g2p = self._model()
         if self.voice not in styles:
             raise VoiceError(f"Kokoro has no voice {self.voice!r}; use one of: {', '.join(sorted(styles))}.")
-        spoken = self.prepare(text)
         phonemes = "".join(self._english(en) if en else g2p(other)[0]
-                           for en, other in re.findall(r"([A-Za-z][A-Za-z'-]*)|([^A-Za-z]+)", spoken))
+                           for en, other in re.findall(r"([A-Za-z][A-Za-z'-]*)|([^A-Za-z]+)", text))
         ids = [vocab[c] for c in phonemes if c in vocab][:510]  # the model takes at most 510 phoneme tokens
         if not ids:
             raise VoiceError(f"The kokoro voice cannot speak {text!r}: nothing it can pronounce.")
@@ -361,11 +361,12 @@ def speak(text: str | list[str], engine: Engine, cache_dir: Path | None = None) 
         if not _SPEAKABLE.search(sentence):
             raise VoiceError(f"The {engine.name} voice cannot speak {sentence!r}: it has no words (only punctuation or "
                              f"symbols). Write it out in words.")
-        path = folder / f"{hashlib.sha256(sentence.encode()).hexdigest()[:20]}.wav"
+        said = engine.prepare(sentence)  # keyed on what is said: a change in how numbers are read renews the audio
+        path = folder / f"{hashlib.sha256(said.encode()).hexdigest()[:20]}.wav"
         if not path.exists():
             tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")
             try:
-                engine.synthesize(sentence, tmp)
+                engine.synthesize(said, tmp)
                 if _wav_is_silent(tmp):
                     raise VoiceError(f"The {engine.name} voice produced silence for {sentence!r}.")
                 tmp.replace(path)

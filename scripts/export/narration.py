@@ -143,9 +143,13 @@ def voice_clips(beats: list[dict]) -> list[tuple[int, object]]:
     return placed
 
 
-def write_srt(path: Path, cues: list) -> Path:
-    """The cues as ``path`` (an SRT file, UTF-8), written atomically."""
+def write_srt(path: Path, cues: list) -> Path | None:
+    """The cues as ``path`` (an SRT file, UTF-8), written atomically; without cues, no file (one left by an earlier
+    narrated export would not match the new video)."""
     from shared.files import write_text_atomic
     from shared.subtitles import srt
 
+    if not cues:
+        path.unlink(missing_ok=True)
+        return None
     return write_text_atomic(path, srt(cues))

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.export import ROOT, ExportError, media_root, slug
-from scripts.export.narration import Voice, check_audio, voice_environment
+from scripts.export.narration import Voice, check_audio, voice_environment, write_srt
 from scripts.export.scenes import SceneRef
 from scripts.export.tools import run_ffmpeg, tail
 
@@ -370,8 +370,8 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, another user's
+        pass
     return True
 
 
@@ -570,7 +570,7 @@ def render_movie(scene_spec: str, *, quality: str = "h", aspect: str = "16:9", t
     with atomic_path(out) as tmp:
         if voice is None:
             join_videos([section.path for section in drawn], tmp)
-            srt_path.unlink(missing_ok=True)  # a subtitle file from an earlier narrated render would not match
+            write_srt(srt_path, [])
         else:
             _narrated_movie(drawn, aspect, fps, tmp, srt_path)
     return out
@@ -581,7 +581,7 @@ def _narrated_movie(drawn: list[SectionRender], aspect: str, fps: float, out: Pa
     import tempfile
 
     from scripts.export.audio import AUDIO_BITRATE, SAMPLE_RATE, encode_at_loudness, mix
-    from scripts.export.narration import Placement, section_cues, spoken_beats, voice_clips, write_srt
+    from scripts.export.narration import Placement, section_cues, spoken_beats, voice_clips
 
     placed, cues, frames = [], [], 0
     for section in drawn:
@@ -605,5 +605,4 @@ def _narrated_movie(drawn: list[SectionRender], aspect: str, fps: float, out: Pa
 
         encoded, _ = encode_at_loudness(mixed, scratch, mux)
         shutil.copyfile(encoded, out)
-    if cues:
-        write_srt(srt_path, cues)
+    write_srt(srt_path, cues)

@@ -177,10 +177,7 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
 
         with atomic_path(out) as tmp:
             shutil.copyfile(encoded, tmp)
-            if cues:
-                write_srt(srt_path, cues)
-            else:
-                srt_path.unlink(missing_ok=True)  # a subtitle file from an earlier narrated export would not match
+            write_srt(srt_path, cues)
     manifest = {
         "kind": "explainer-short",
         "video": out.name,
