@@ -91,47 +91,43 @@ class FlashAttentionTiles(ExplainerScene):
         pal = self.palette
         return [pal.series[b % len(pal.series)] for b in range(self.n_blocks)]
 
-    @property
-    def stacked(self) -> bool:
-        """Tiles one under another (portrait, and square frames where a row of n cells would be too narrow for
-        their numbers), else side by side."""
-        figure = self.layout.figure
-        return figure.width < 2 * figure.height
-
     def query_label(self) -> str:
         return f"q{num('query_number', self.row + 1)}"
 
     def tile_label(self, b: int) -> str:
         return f"块 {num('tile', b + 1)}"
 
+    def row_scores(self) -> np.ndarray:
+        """The query row's scores against every key, tile after tile."""
+        return np.concatenate([t["scores"][self.row] for t in self.trace])
+
     def build_stage(self):
         """The query's scores, one heatmap per tile (hidden until revealed), in a row or stacked; below them the exp
         bar chart and, right of it, the readout area."""
         pal = self.palette
         figure = self.layout.figure
-        scores = np.concatenate([t["scores"][self.row] for t in self.trace])
+        scores = self.row_scores()
         scale = ColorScale.diverging(scores)
         # Cell numbers in the smallest role that still reads at 14 CSS px in this aspect: they are what the section
         # is about (small in 16:9 and 9:16, body-sized in an article GIF or a square post).
         number_role = self.layout.role_at_least(theme.MIN_TEXT_CSS["body"])
         strip_area = figure.rows([0.3, 0.7])[0]
-        if self.stacked:
+        if self.layout.stacked:
             slots = strip_area.rows(self.n_blocks, gap=0.08)
         else:  # the upper part holds the tile names
             slots = strip_area.rows([0.35, 0.65], gap=0.05)[1].cols(self.n_blocks, gap=0.15)
         tiles = VGroup()
         for b, (t, slot) in enumerate(zip(self.trace, slots)):
-            labels = [self.tile_label(b)] if self.stacked else ([self.query_label()] if b == 0 else [])
+            labels = [self.tile_label(b)] if self.layout.stacked else ([self.query_label()] if b == 0 else [])
             hidden = np.full((1, t["stop"] - t["start"]), -np.inf)  # not computed yet: empty cells
             tile = Heatmap(hidden, scale, region=slot, max_cell=(1.6, 0.8), numbers=CFG.number_format,
                            name=f"tile_{b + 1}_scores", number_role=number_role, row_labels=labels,
-                           label_role="label", masked_color=pal.panel)
-            if self.stacked:
-                tile.row_labels[0].set_color(self.block_colors()[b])
+                           label_role="label", masked_color=pal.panel,
+                           label_colors=[self.block_colors()[b]] if self.layout.stacked else None)
             tile.target = t["scores"][self.row][None, :]
             tiles.add(tile)
         tags = VGroup()
-        if self.stacked:
+        if self.layout.stacked:
             tiles.arrange(DOWN, buff=0.12, aligned_edge=RIGHT)
             header = zh(f"{self.query_label()} 的分数 s", "label", color=pal.muted)
             strip = VGroup(header, tiles).arrange(DOWN, buff=0.2, aligned_edge=LEFT)
@@ -270,7 +266,7 @@ class FlashAttentionTiles(ExplainerScene):
         self.show_title("分块也能合并")
         last = self.trace[-1]
         m_final, l_final = float(last["m"][self.row]), float(last["l"][self.row])
-        scores = np.concatenate([t["scores"][self.row] for t in self.trace])
+        scores = self.row_scores()
         flash_weights = self.plotted("flash_weights", np.exp(scores - m_final) / l_final)
         plain_weights = self.plotted("plain_weights", self.plain_weights[self.row])
         weight_gap = float(np.abs(flash_weights - plain_weights).max())

@@ -154,8 +154,7 @@ class KVCache(ExplainerScene):
     @property
     def wide(self) -> bool:
         """The figure is wide enough for two panels side by side (16:9); else panels stack or take turns."""
-        figure = self.layout.figure
-        return figure.width > 2 * figure.height
+        return not self.layout.stacked
 
     @property
     def roomy(self) -> bool:
@@ -242,15 +241,15 @@ class KVCache(ExplainerScene):
         without = np.where(col < row, -1.0, np.where(col == row, 1.0, np.nan))
         with_cache = np.where(col < row, 0.0, without)
         self.plotted("kv_computed_per_step", {"without_cache": without, "with_cache": with_cache})
+        computed = {"kv_computed_without_cache": int(np.isfinite(without).sum()),
+                    "kv_computed_with_cache": int((with_cache == 1).sum())}
 
         # The real model beside or under the grid when there is room, else in the grid's place at the end.
         grid_area, real_area = (self.split([1.05, 0.95] if self.wide else [0.68, 0.32]) if self.roomy
                                 else (self.layout.figure,) * 2)
         legend = self.legend([(pal.key, "重算"), (pal.query, "新算"), (pal.panel, "读缓存")], direction=RIGHT)
-        counts = zh(fill("K、V 一共算了 {kv_computed_without_cache} 次",
-                         kv_computed_without_cache=int(np.isfinite(without).sum())), "label", color=pal.key)
-        counts_cached = zh(fill("有缓存：只算 {kv_computed_with_cache} 次",
-                                kv_computed_with_cache=int((with_cache == 1).sum())), "label", color=pal.query)
+        counts = zh(fill("K、V 一共算了 {kv_computed_without_cache} 次", **computed), "label", color=pal.key)
+        counts_cached = zh(fill("有缓存：只算 {kv_computed_with_cache} 次", **computed), "label", color=pal.query)
         below = VGroup(legend, VGroup(counts, counts_cached.move_to(counts, aligned_edge=LEFT)))
         below.arrange(DOWN, aligned_edge=LEFT, buff=0.25)
         grid = Heatmap(without, ColorScale(1.0, pal.query, pal.panel, pal.key), region=grid_area.rows(
@@ -283,11 +282,10 @@ class KVCache(ExplainerScene):
             for i in range(n):
                 self.play(FadeIn(grid.row_group(i)), run_time=0.25)
         with self.voice(fill("不存的话，每一步都得把前面的 K、V 全部重算一遍，这句话一共要算 {kv_computed_without_cache} 次。",
-                             kv_computed_without_cache=int(np.isfinite(without).sum()))):
+                             **computed)):
             self.play(FadeIn(counts), run_time=theme.QUICK)
             self.say("不缓存：每一步都把\n前面的 K、V 全部重算", color=pal.key, hold=True)
-        with self.voice(fill("存起来以后，每一步只算新来的那一个，一共 {kv_computed_with_cache} 次。",
-                             kv_computed_with_cache=int((with_cache == 1).sum()))):
+        with self.voice(fill("存起来以后，每一步只算新来的那一个，一共 {kv_computed_with_cache} 次。", **computed)):
             self.play(grid.morph(with_cache), FadeIn(legend[2]), crossfade(counts, counts_cached, match=False),
                       run_time=theme.BEAT)
             self.say("缓存：每步只算新的一个", color=pal.query)

@@ -85,8 +85,8 @@ class LoRALowRank(ExplainerScene):
 
     @property
     def wide(self) -> bool:
-        """16:9 puts text beside a figure; the taller frames (9:16, article, 1:1) put it under."""
-        return self.aspect.name == "16:9"
+        """Text goes beside a figure (16:9); the taller frames (9:16, article, 1:1) put it under."""
+        return not self.layout.stacked
 
     # --- shared pieces ---------------------------------------------------------------------------------------------
 
@@ -99,11 +99,7 @@ class LoRALowRank(ExplainerScene):
 
     def figure_and_note(self, note) -> Region:
         """The figure region, less a strip at the bottom for the small print when there is one."""
-        figure = self.layout.figure
-        if len(note):
-            figure, note_area = split_off(figure, note.height, gap=0.2, at="bottom")
-            note_area.place(note, align="left")
-        return figure
+        return self.note_under(self.layout.figure, note, gap=0.2)
 
     def beside(self, figure: Region, text, gap: float = 0.5) -> Region:
         """Place ``text`` at its own size right of the figure (16:9) or under it; return the figure's region."""
@@ -111,7 +107,7 @@ class LoRALowRank(ExplainerScene):
             rest, strip = figure.cols([figure.width - text.width - gap, text.width], gap=gap)
             strip.place(text, align="left")
         else:
-            rest, strip = split_off(figure, text.height, gap=gap, at="bottom")
+            rest, strip = figure.split_off(text.height, gap=gap, at="bottom")
             strip.place(text)
         return rest
 
@@ -278,7 +274,7 @@ class LoRALowRank(ExplainerScene):
         if self.wide:
             chart_area = self.beside(figure, task)
         else:  # the task over the chart
-            task_area, chart_area = split_off(figure, task.height, gap=0.3)
+            task_area, chart_area = figure.split_off(task.height, gap=0.3)
             task_area.place(task, align="left")
         chart, bars, labels = self.rank_chart(chart_area, "new_exact_match", pal.value, counts=True)
         low, high = self.lora[0], self.lora[-1]
@@ -357,10 +353,10 @@ class LoRALowRank(ExplainerScene):
         figure = self.figure_and_note(note)
         if self.wide:  # the matrix and its rule left; the sentence and the readouts right
             matrix_area = self.beside(figure, VGroup(sentence, readouts).arrange(DOWN, aligned_edge=LEFT, buff=0.4))
-            map_area, rule_area = split_off(matrix_area, rule.height, gap=0.3, at="bottom")
+            map_area, rule_area = matrix_area.split_off(rule.height, gap=0.3, at="bottom")
             rule_area.place(rule)
         else:  # the sentence at the bottom; over it the matrix, with the rule and the readouts beside it
-            upper, sentence_area = split_off(figure, sentence.height, gap=0.4, at="bottom")
+            upper, sentence_area = figure.split_off(sentence.height, gap=0.4, at="bottom")
             sentence_area.place(sentence)
             text = VGroup(rule, readouts).arrange(DOWN, aligned_edge=LEFT, buff=0.4)
             map_area, text_area = upper.cols([upper.width - text.width - 0.4, text.width], gap=0.4)
@@ -443,12 +439,6 @@ class LoRALowRank(ExplainerScene):
                      color=pal.value, hold=True)
         # the scene ends on this frame (what `manim -s` saves and a cover shows), so no clear_stage() here
 
-
-def split_off(region: Region, height: float, gap: float, at: str = "top") -> tuple[Region, Region]:
-    """``region`` cut in two, top part first: a strip ``height`` tall at its ``top`` or ``bottom``, and the rest."""
-    if at == "top":
-        return tuple(region.rows([height, region.height - height - gap], gap=gap))
-    return tuple(region.rows([region.height - height - gap, height], gap=gap))
 
 
 def shortest_pair(pairs):

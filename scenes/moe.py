@@ -123,9 +123,6 @@ def expert_picks(name: str, indices) -> str:
     return "、".join(expert_pick(f"{name}[{i}]", e) for i, e in enumerate(indices))
 
 
-# --- math the scene needs that shared/ does not expose yet ---------------------------------------------------------
-
-
 # --- toy routing ---------------------------------------------------------------------------------------------------
 
 

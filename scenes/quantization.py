@@ -124,13 +124,7 @@ class Quantization(ExplainerScene):
 
     def figure_and_note(self, note):
         """The figure region, less a strip at the bottom for the small print when there is one."""
-        figure = self.layout.figure
-        if len(note):
-            gap = 0.15
-            note_area = Region(figure.left, figure.right, figure.bottom, figure.bottom + note.height)
-            note_area.place(note, align="left")
-            figure = Region(figure.left, figure.right, note_area.top + gap, figure.top)
-        return figure
+        return self.note_under(self.layout.figure, note, gap=0.15)
 
     @property
     def side_by_side(self) -> bool:

@@ -183,8 +183,7 @@ class VectorsOnSphere(ExplainerScene):
         self.show_title("在球面上滑行")
         run = load_translator()
         source = min(run.test_split, key=lambda pair: len(pair.source)).source  # the first of the shortest
-        target = run.model.translate(source)
-        acts = run.model.activations(source, target)
+        acts = run.model.activations(source)  # only the encoder's states are drawn
         # Each source token's path through the trained encoder: its input (embedding + position), then the
         # standardised vector of every LayerNorm (before γ, β: exactly on a sphere of radius ≈ √d).
         labels, normalised = acts.normalized_states("encoder", standardized=True)  # [n_norms, S, d]
@@ -212,7 +211,7 @@ class VectorsOnSphere(ExplainerScene):
         # The tokens' colours, in sentence order: a legend instead of labels on the sphere (they would collide).
         legend = VGroup(*(zh(word, "label", color=color, prose=False) for word, color in zip(source, pal.series)))
         legend.arrange(RIGHT, buff=0.35)
-        stacked = self.layout.aspect.ratio < 1.3  # portrait and square frames: legend and notes under the sphere
+        stacked = self.layout.stacked  # portrait and square frames: legend and notes under the sphere
         if stacked and len(note):  # the legend as a small grid beside the notes, both under the sphere
             legend.arrange_in_grid(cols=3, buff=(0.4, 0.2), col_alignments="lll")
             below = VGroup(legend, note).arrange(RIGHT, buff=0.6, aligned_edge=UP)

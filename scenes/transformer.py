@@ -112,14 +112,8 @@ class TransformerDataFlow(ExplainerScene):
         """The translator's sizes: its TinyTransformerConfig (d_model, n_heads, d_head, d_ffn, layers)."""
         return self.run.model.config
 
-    @property
-    def stacked(self) -> bool:
-        """Panels go one above the other: in portrait frames and in the square one, whose figure is not even twice
-        as wide as it is tall."""
-        return self.layout.figure.width < 2 * self.layout.figure.height
-
     def two_panels(self, region):
-        return (region.rows if self.stacked else region.cols)(2, gap=self.layout.panel_gap)
+        return (region.rows if self.layout.stacked else region.cols)(2, gap=self.layout.panel_gap)
 
     def with_fine_print(self, region, text: str):
         """``region`` less a line of small print at its bottom (videos); the whole region where the small print
@@ -193,7 +187,7 @@ class TransformerDataFlow(ExplainerScene):
                     return masked, "交叉注意力", "FFN"
             return "掩码\n注意力", "交叉\n注意力", "FFN"
 
-        if figure.width > 2 * figure.height:
+        if not self.layout.stacked:
             # 16:9: the stacks lie on their side, the decoder above the encoder, tokens above and below; the top
             # candidates of each step in a column on the right.
             diagram, side = figure.cols([0.76, 0.24], gap=2 * em)
@@ -348,7 +342,7 @@ class TransformerDataFlow(ExplainerScene):
 
         prov = self.run.log["provenance"]
         figure, note = self.with_fine_print(self.layout.figure, fill(
-            "训练：{device}，{wall_seconds:.0f} 秒" + ("\n" if self.stacked else "，") + "{steps} 步",
+            "训练：{device}，{wall_seconds:.0f} 秒" + ("\n" if self.layout.stacked else "，") + "{steps} 步",
             device=term(prov["device"]), wall_seconds=prov["wall_seconds"], steps=self.run.log["config"]["steps"]))
         # Landscape: E + PE = X side by side. Portrait (narrow): E + PE, then E turns into X in place.
         n_maps = 2 if self.is_portrait else 3
@@ -407,23 +401,23 @@ class TransformerDataFlow(ExplainerScene):
         self.plotted("encoder_qkv", {name: values for name, (values, _) in qkv.items()})
 
         # Side by side where the figure is wide; else one after the other, each in the whole figure.
-        top, bottom = ((self.layout.figure,) * 2 if self.stacked
+        top, bottom = ((self.layout.figure,) * 2 if self.layout.stacked
                        else self.layout.figure.cols([0.36, 0.64], gap=0.6))
         head_note = zh(fill("头 {head}/{n_heads}：Q、K、V 各 [{seq_len}, {d_head}]", head=h + 1, n_heads=model.n_heads,
                             seq_len=len(tokens), d_head=model.d_head), "label", color=pal.muted)
         matrix_area, note_area = top.rows([top.height - 2 * head_note.height, 2 * head_note.height])
-        cells = matrix_area.cols(3, gap=0.5) if self.stacked else matrix_area.rows(3, gap=0.25)
+        cells = matrix_area.cols(3, gap=0.5) if self.layout.stacked else matrix_area.rows(3, gap=0.25)
         heads = [rich(f"${name} = X W_{name}$", "label", color=color) for name, (_, color) in qkv.items()]
         head_w = max(m.width for m in heads) + 0.3
         small_maps = VGroup()
         for head, (values, _), cell in zip(heads, qkv.values(), cells):
-            if self.stacked:  # name over matrix
+            if self.layout.stacked:  # name over matrix
                 head_area, area = cell.rows([1.6 * head.height, cell.height - 1.6 * head.height])
             else:  # name left of matrix
                 head_area, area = cell.cols([head_w, cell.width - head_w])
             hm = Heatmap(values, ColorScale.diverging(values), region=area, max_cell=(0.5, 0.5))
-            area.place(hm, align="center" if self.stacked else "left")
-            head_area.place(head, align="center" if self.stacked else "right")
+            area.place(hm, align="center" if self.layout.stacked else "left")
+            head_area.place(head, align="center" if self.layout.stacked else "right")
             small_maps.add(VGroup(head, hm))
         note_area.place(head_note)
 
@@ -440,7 +434,7 @@ class TransformerDataFlow(ExplainerScene):
                       FadeIn(head_note), run_time=theme.SLOW)
             self.say(fill("每个词乘 {projections} 个矩阵：\nQ 去问，K 来答，V 是内容", projections=len(qkv)))
         with self.voice(fill("Q 去问，K 来答：Q 乘 K 的转置，再除以根号 {d_head}，就是分数。", d_head=model.d_head)):
-            if self.stacked:
+            if self.layout.stacked:
                 self.play(FadeOut(small_maps), FadeOut(head_note), run_time=theme.QUICK)
             self.play(FadeIn(score_map.row_labels), FadeIn(score_map.col_labels), run_time=theme.QUICK)
             self.play(LaggedStart(*[FadeIn(score_map.row_group(i)) for i in range(len(tokens))], lag_ratio=0.2),
@@ -467,7 +461,7 @@ class TransformerDataFlow(ExplainerScene):
         self.plotted("encoder_values", {"v": v, "head_output": out})
 
         # Side by side where the figure is wide; else the weights, then the sum, each in the whole figure.
-        left, right = ((self.layout.figure,) * 2 if self.stacked
+        left, right = ((self.layout.figure,) * 2 if self.layout.stacked
                        else self.layout.figure.cols([0.62, 0.38], gap=0.5))
         sums = VGroup(*(zh("Σ " + num(f"encoder_weight_row_sum[{i}]", s, "{:.2f}"), "small", color=pal.value)
                         for i, s in enumerate(weights.sum(axis=1))))
@@ -514,7 +508,7 @@ class TransformerDataFlow(ExplainerScene):
         with self.voice(f"“{tokens[focus]}”把 " + num(f"focus_weight[{order[0]}]", weights[focus, order[0]], "{:.2f}")
                         + f" 的注意力给了“{tokens[order[0]]}”。它的输出，就是按这些权重，把 V 的各行加起来。"):
             self.play(Create(focus_box), run_time=theme.QUICK)
-            if self.stacked:
+            if self.layout.stacked:
                 self.play(FadeOut(weight_map), FadeOut(sums), FadeOut(focus_box), run_time=theme.QUICK)
             self.play(LaggedStart(*[FadeIn(t, shift=0.2 * RIGHT) for t in terms], lag_ratio=0.4),
                       run_time=theme.BEAT)
@@ -547,7 +541,7 @@ class TransformerDataFlow(ExplainerScene):
         xs = np.arange(n)
         groups = []
         for panel, (name, score, weight, key, color) in zip(self.two_panels(self.layout.figure), cases):
-            head, body = panel.rows([0.14, 0.86] if self.stacked else [0.15, 0.85], gap=0.1)
+            head, body = panel.rows([0.14, 0.86] if self.layout.stacked else [0.15, 0.85], gap=0.1)
             stat = head.place(zh("最大权重平均 " + num(f"mean_max_weight_{key}", mean_max[key], "{:.2f}"), "label",
                                  color=color), align="right")
             score_area, weight_area = body.cols(2, gap=0.5)
@@ -632,13 +626,13 @@ class TransformerDataFlow(ExplainerScene):
 
         region, note = self.with_fine_print(self.layout.figure, fill(
             "{n_heads} 个头的平均；句子：测试集里\n地点挪到句尾的最短一句", n_heads=self.dims.n_heads))
-        side, main = (region.rows([0.2, 0.8], gap=0.25) if self.stacked else region.cols([0.28, 0.72], gap=0.5))
-        role = "small" if self.stacked else "label"
+        side, main = (region.rows([0.2, 0.8], gap=0.25) if self.layout.stacked else region.cols([0.28, 0.72], gap=0.5))
+        role = "small" if self.layout.stacked else "label"
         q_block = Block(fill("Q ← 解码器 [{queries}, {d_model}]", queries=len(rows), d_model=self.dims.d_model),
                         color=pal.key, text_color=pal.key, role=role, pad_em=0.6)
         kv_block = Block(fill("K, V ← 编码器 [{keys}, {d_model}]", keys=len(pair.source), d_model=self.dims.d_model),
                          color=pal.query, text_color=pal.query, role=role, pad_em=0.6)
-        blocks = VGroup(q_block, kv_block).arrange(DOWN, buff=0.25 if self.stacked else 0.5)
+        blocks = VGroup(q_block, kv_block).arrange(DOWN, buff=0.25 if self.layout.stacked else 0.5)
         side.place(blocks)
         cross_map = self.numbered_heatmap(weights, ColorScale.sequential(1.0), main, "cross_attention",
                                           max_cell=(1.3, 0.62), row_labels=rows, col_labels=pair.source,
@@ -777,7 +771,7 @@ class TransformerDataFlow(ExplainerScene):
             """The chain x → blocks in ``order`` ("add" is ⊕) → output, left to right, sized to ``area`` below
             ``head``; the residual branches off x, runs above the chain and rejoins at ⊕."""
             title = zh(head, role, color=pal.text)
-            if self.stacked:  # the title above the chain
+            if self.layout.stacked:  # the title above the chain
                 title_area, body = area.rows([1.6 * title.height, area.height - 1.6 * title.height], gap=0.05)
             else:  # the title left of the chain: a wide figure is short
                 title_area, body = area.cols([title.width + 2 * em, area.width - title.width - 2 * em])
@@ -808,7 +802,7 @@ class TransformerDataFlow(ExplainerScene):
             title_area.place(title, align="left")
             return VGroup(title, group)
 
-        joint = "：" if self.stacked else "\n"
+        joint = "：" if self.layout.stacked else "\n"
         post = diagram(["子层", "add", "LayerNorm"], f"Post-LN{joint}原版，本片模型", panels[0])
         pre = diagram(["LayerNorm", "子层", "add"], f"Pre-LN{joint}{term('GPT-2')} 起", panels[1])
         token = acts.source_tokens[t]
@@ -853,7 +847,7 @@ class TransformerDataFlow(ExplainerScene):
             title = zh(name, "label", color=color)
             caption = zh(text, "small", color=color)
             n = len(weights)
-            if self.stacked:  # icon left, title and caption right
+            if self.layout.stacked:  # icon left, title and caption right
                 cell = min(0.5, panel.height / (n + 0.5))
                 icon = Heatmap(values, ColorScale.sequential(1.0, color=color), cell_width=cell)
                 words = VGroup(title, caption).arrange(DOWN, aligned_edge=LEFT, buff=0.25)

@@ -40,6 +40,7 @@ from scripts.train_translator import rounded
 from shared.math.quant import (
     affine_params,
     dequantize_affine,
+    float_format_max,
     fp4_e2m1_values,
     quantize_affine,
     quantize_groupwise,
@@ -53,7 +54,7 @@ QUANT_DIR = ROOT / "media" / "runs" / "quant"
 DEFAULT_NAME = "translator"
 INT_BITS = {"int8": 8, "int4": 4, "int3": 3, "int2": 2}
 FLOAT_BITS = {"fp8_e4m3fn": 8, "fp8_e5m2": 8, "fp4_e2m1": 4}
-FLOAT_MAX = {"fp8_e4m3fn": 448.0, "fp8_e5m2": 57344.0, "fp4_e2m1": 6.0}  # largest finite values (OCP FP8, MX)
+FLOAT_MAX = {name: float_format_max(name.split("_")[1]) for name in FLOAT_BITS}  # 448, 57344, 6
 FORMATS = (*INT_BITS, *FLOAT_BITS)
 GRANULARITIES = ("tensor", "channel", "group")
 # What the explainer draws: the number line's row comes from EXAMPLE_MATRIX, the constructed outlier goes into a row

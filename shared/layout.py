@@ -183,6 +183,12 @@ class Region:
             left += wd + gap
         return regions
 
+    def split_off(self, height: float, gap: float = 0.0, at: str = "top") -> tuple["Region", "Region"]:
+        """Cut in two, top part first: a strip ``height`` tall at the ``top`` or ``bottom``, and the rest."""
+        if at == "top":
+            return tuple(self.rows([height, self.height - height - gap], gap=gap))
+        return tuple(self.rows([self.height - height - gap, height], gap=gap))
+
     def fit(self, mobject, *, align: str = "center", max_grow: float = 1.0, buff: float = 0.0):
         """Scale ``mobject`` down to fit inside the box less ``buff`` (or up, by at most ``max_grow``), then place it.
 
@@ -240,6 +246,12 @@ class Layout:
     @property
     def shows_fine_print(self) -> bool:
         return self.aspect.shows_fine_print
+
+    @property
+    def stacked(self) -> bool:
+        """Whether two panels of the figure go one above the other: in portrait frames and in the square one, whose
+        figure is not even twice as wide as it is tall (side by side, each panel would be narrower than tall)."""
+        return self.figure.width < 2 * self.figure.height
 
     def css_px(self, units: float) -> float:
         """A length in frame units as CSS px on the screen this aspect is made for."""

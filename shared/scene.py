@@ -18,7 +18,7 @@ from manim import AnimationGroup, FadeIn, FadeOut, Scene, VGroup, config
 
 from shared import theme
 from shared.checks import visible_texts
-from shared.layout import configure_frame, current_layout
+from shared.layout import Region, configure_frame, current_layout
 from shared.files import write_json_atomic
 from shared.layout import subtitle_line_chars
 from shared.mobjects.subtitle_track import SubtitleTrack
@@ -297,6 +297,15 @@ class ExplainerScene(Scene):
         if not self.layout.shows_fine_print:
             return VGroup()
         return zh(text, "small", color=self.palette.muted)
+
+    def note_under(self, region: Region, note, *, gap: float, align: str = "left") -> Region:
+        """Place ``note`` (from :meth:`fine_print`) in a strip at the bottom of ``region``; return the rest. An
+        empty note (the article layout) takes no room."""
+        if not len(note):
+            return region
+        region, strip = region.split_off(note.height, gap, at="bottom")
+        strip.place(note, align=align)
+        return region
 
     # --- the recurring pieces of a section: title, caption, clearing the stage -------------------------------------
 

@@ -101,7 +101,6 @@ def _compile_with_vendored_fonts(typst_code: str, preamble: str = "", text_size:
 @functools.cache
 def _private_dir() -> Path:
     import atexit
-    import shutil
     import tempfile
 
     folder = Path(tempfile.mkdtemp(prefix="explainer-svg-"))

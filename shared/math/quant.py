@@ -312,6 +312,14 @@ _FP8_FORMATS = {
 _FP4_E2M1 = _FloatFormat(mantissa_bits=1, min_exponent=0, max_finite=6.0, overflow=6.0)
 
 
+def float_format_max(fmt: Literal["e4m3fn", "e5m2", "e2m1"]) -> float:
+    """The largest finite value of an FP8 (``e4m3fn``, ``e5m2``) or FP4 (``e2m1``) format: 448, 57344, 6."""
+    formats = {**_FP8_FORMATS, "e2m1": _FP4_E2M1}
+    if fmt not in formats:
+        raise ValueError(f"Unknown float format {fmt!r}; use one of {', '.join(formats)}.")
+    return formats[fmt].max_finite
+
+
 def _round_to_format(x: np.ndarray, fmt: _FloatFormat) -> np.ndarray:
     """Round float32 x to the nearest value of ``fmt``, ties to even; NaN stays NaN, the sign of zero is kept."""
     x = x.astype(np.float64)

@@ -17,6 +17,7 @@ from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
 from shared.math.quant import (
     affine_params,
     dequantize_affine,
+    float_format_max,
     fp4_e2m1_values,
     quantize_affine,
     quantize_groupwise,
@@ -537,3 +538,14 @@ def test_model_bytes_count_a_partial_last_group():
 def test_bad_model_bytes_input_gives_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         quantized_model_bytes(**kwargs)
+
+
+@pytest.mark.parametrize("fmt, dtype", [("e4m3fn", torch.float8_e4m3fn), ("e5m2", torch.float8_e5m2)])
+def test_float_format_max_is_torchs(fmt, dtype):
+    assert float_format_max(fmt) == torch.finfo(dtype).max
+
+
+def test_fp4_max_is_its_largest_code_point():
+    assert float_format_max("e2m1") == max(fp4_e2m1_values())
+    with pytest.raises(ValueError, match="e4m3fn"):
+        float_format_max("e3m4")
