@@ -168,7 +168,7 @@ class Engine:
         return self.voice
 
     def synthesize(self, text: str, out: Path) -> None:
-        """Write ``text`` (already :meth:`prepare`\ d) as audio to ``out``."""
+        """Write ``text`` (already through :meth:`prepare`) as audio to ``out``."""
         raise NotImplementedError
 
 
