@@ -263,17 +263,17 @@ class ExplainerScene(Scene):
             for (a, b), sentence in zip(ranges, spoken):
                 beat["sentences"].append({"text": sentence.text, "start": speech_end, "duration": sentence.duration,
                                           "audio": str(sentence.audio)})
-                if self.layout.subtitle is not None:
-                    cues += sentence_cues(remark(plain, spans, a, b), speech_end, sentence.duration,
-                                          max_chars=subtitle_line_chars(self.aspect))
+                cues += sentence_cues(remark(plain, spans, a, b), speech_end, sentence.duration,
+                                      max_chars=subtitle_line_chars(self.aspect))
                 speech_end += sentence.duration
-            if cues:
+            # Recorded for the .srt either way; burned in only where the layout has a subtitle band.
+            section.subtitles += [{"start": c.start, "end": c.end, "lines": list(c.lines)} for c in cues]
+            if cues and self.layout.subtitle is not None:
                 if self.subtitle_track is None:
                     self.subtitle_track = SubtitleTrack(self.layout, lambda: self.renderer.time)
                 self.subtitle_track.add_cues(cues)
                 if self.subtitle_track not in self.mobjects:
                     self.add(self.subtitle_track)
-                section.subtitles += [{"start": c.start, "end": c.end, "lines": list(c.lines)} for c in cues]
         yield
         self.wait_at_least(speech_end - self.renderer.time)
         beat["end"] = self.renderer.time

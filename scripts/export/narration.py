@@ -100,18 +100,13 @@ def spoken_beats(record: dict, placement: Placement) -> list[dict]:
     return beats
 
 
-def section_cues(record: dict, placement: Placement, aspect: str) -> list:
-    """The section's subtitle cues on the output timeline: the scene's own (what it burned in) or, when it burned
-    none (``--no-subtitles``), the same rules applied to its sentences (:func:`shared.subtitles.sentence_cues`)."""
-    from shared.layout import ASPECTS, subtitle_line_chars
-    from shared.subtitles import Cue, sentence_cues
+def section_cues(record: dict, placement: Placement) -> list:
+    """The section's subtitle cues (the scene records them whether or not it burns them in) on the output
+    timeline."""
+    from shared.subtitles import Cue
 
     origin = record["start"]
     cues = [Cue(c["start"], c["end"], tuple(c["lines"]), tuple(c["lines"])) for c in record.get("subtitles", [])]
-    if not cues:
-        cues = [cue for beat in record.get("narration", []) for s in beat["sentences"]
-                for cue in sentence_cues(s["text"], s["start"], s["duration"],
-                                         max_chars=subtitle_line_chars(ASPECTS[aspect]))]
     return [Cue(placement.time(c.start - origin), placement.time(c.end - origin), c.lines, c.marked) for c in cues]
 
 

@@ -572,11 +572,11 @@ def render_movie(scene_spec: str, *, quality: str = "h", aspect: str = "16:9", t
             join_videos([section.path for section in drawn], tmp)
             write_srt(srt_path, [])
         else:
-            _narrated_movie(drawn, aspect, fps, tmp, srt_path)
+            _narrated_movie(drawn, fps, tmp, srt_path)
     return out
 
 
-def _narrated_movie(drawn: list[SectionRender], aspect: str, fps: float, out: Path, srt_path: Path) -> None:
+def _narrated_movie(drawn: list[SectionRender], fps: float, out: Path, srt_path: Path) -> None:
     """Join the sections, mix their synthesised sentences where they are said and mux the two; write the .srt."""
     import tempfile
 
@@ -587,7 +587,7 @@ def _narrated_movie(drawn: list[SectionRender], aspect: str, fps: float, out: Pa
     for section in drawn:
         where = Placement(frames / fps)
         placed += voice_clips(spoken_beats(section.record, where))
-        cues += section_cues(section.record, where, aspect)
+        cues += section_cues(section.record, where)
         frames += section.frames
     scratch_root = media_root() / "cache" / "tmp"
     scratch_root.mkdir(parents=True, exist_ok=True)

@@ -150,7 +150,7 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
         for item, index in zip(timeline, chosen):
             record, where = result.section(index).record, placement(item, fps)
             item["narration"] = spoken_beats(record, where)
-            cues += section_cues(record, where, SHORT_ASPECT)
+            cues += section_cues(record, where)
             if item["voice"] == voice.engine:
                 placed += voice_clips(item["narration"])
 
