@@ -1,5 +1,5 @@
 """Shared fixtures for the export tests: a private media folder for the whole session (renders are cached there and
-reused across tests), the CLI runner, synthetic audio, and the fixture scene's expected timing."""
+reused across tests), the CLI runner, synthetic audio, the fixture scene's GIFs."""
 
 from __future__ import annotations
 
@@ -10,23 +10,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE_SCENE = ROOT / "tests" / "fixtures" / "export_fixture.py"
-sys.path.insert(0, str(Path(__file__).parent))  # synth.py
+sys.path.insert(0, str(Path(__file__).parent))  # synth.py, fixture_scene.py
+
+from fixture_scene import FIXTURE_SCENE  # noqa: E402
 
 from scripts.export import MEDIA_ENV  # noqa: E402
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: renders at 1080×1920 or runs a browser (seconds, not milliseconds)")
-
-
-def expected_section_seconds() -> list[float]:
-    """The fixture's section lengths, from its own config and the theme's timing constants (not from a render)."""
-    from shared import theme
-
-    step = theme.BEAT
-    return [2 * step, theme.QUICK + step, theme.QUICK + step + theme.QUICK]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURE_SCENE
+from fixture_scene import FIXTURE_SCENE
 from scripts.export import ExportError
 from scripts.export.audio import narration_files
 from scripts.export.scenes import select_sections

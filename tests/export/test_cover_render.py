@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURE_SCENE, expected_section_seconds
+from fixture_scene import FIXTURE_SCENE, expected_section_seconds
 from scripts.export.cover import letterbox
 from shared.theme import DARK, LIGHT
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageSequence
 
-from conftest import FIXTURE_SCENE, expected_section_seconds
+from fixture_scene import FIXTURE_SCENE, expected_section_seconds
 from scripts.export import MEDIA_ENV
 from scripts.export.gif import MB, GifBudget, pick_frames
 from scripts.export.render import RenderSpec, plan_workers, probe, render

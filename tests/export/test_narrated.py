@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from scipy.signal import correlate, resample_poly
 
-from conftest import ROOT
+from fixture_scene import ROOT
 from test_short import loudness, probe_mp4
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export-narrated"),

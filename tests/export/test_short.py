@@ -13,7 +13,7 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from conftest import FIXTURE_SCENE, expected_section_seconds
+from fixture_scene import FIXTURE_SCENE, expected_section_seconds
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export-short")]  # one worker renders the shorts
 FPS = 30

@@ -8,7 +8,7 @@ import re
 import shutil
 
 import pytest
-from conftest import ASPECTS, scene_classes
+from scene_catalog import ASPECTS, scene_classes
 
 from shared import theme
 

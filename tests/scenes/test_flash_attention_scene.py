@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import scene_classes
+from scene_catalog import scene_classes
 
 from shared.math.attention import flash_attention
 

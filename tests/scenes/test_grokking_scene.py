@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import scene_classes
+from scene_catalog import scene_classes
 
 from shared.checks import dry_run
 from shared.runs import grokking_phase_steps, load_grokking_run

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import scene_classes
+from scene_catalog import scene_classes
 
 from shared.math.kv_cache import attention_flops_per_token
 from shared.math.model_configs import MODEL_CONFIGS, parameter_count

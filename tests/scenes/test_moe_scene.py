@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import scene_classes
+from scene_catalog import scene_classes
 
 from shared.math.moe import DeepSeekV3Config, deepseek_v3_parameter_counts
 from shared.numbers import strip_marks

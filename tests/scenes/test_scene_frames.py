@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ASPECTS, scene_classes
+from scene_catalog import ASPECTS, scene_classes
 from frame_compare import assert_matches_control
 
 
