@@ -44,9 +44,11 @@ from scripts.train_translator import (
     Batches,
     TorchTranslator,
     evaluate,
+    check_start,
     rounded,
     run_steps,
     sha256,
+    torch_session,
     weights_path,
 )
 from scripts.trainer_cli import config_options, run_options
@@ -55,10 +57,7 @@ from shared.files import atomic_path
 from shared.math.tiny_transformer import weights_to_arrays
 from shared.runs import (
     ROOT,
-    deterministic_torch,
     load_translator,
-    pick_device,
-    refuse_overwrite,
     translator_run_path,
     write_run_log,
 )
@@ -277,20 +276,14 @@ def train(
     threads; without ``force`` a run that would overwrite a finished one is refused before any work.
     """
     out_path = Path(out_path)
-    resuming = checkpoint is not None and Path(checkpoint).exists()
-    refuse_overwrite([out_path, weights_path(out_path)], resuming=resuming, force=force)
-    if stop_after is not None and checkpoint is None:
-        raise click.UsageError("--stop-after needs a checkpoint to stop into")
+    check_start(out_path, checkpoint, stop_after, force)
     if threads < 1 or checkpoint_every < 1:
         raise click.UsageError("--threads and --checkpoint-every must be at least 1")
     base = load_translator(cfg.base)
     if cfg.n_original_test > len(base.test_split):
         raise click.UsageError(f"--n-original-test {cfg.n_original_test}: the base run {cfg.base!r} has "
                                f"{len(base.test_split)} test sentences")  # fmt: skip
-    device = pick_device(device)
-    cuda_devices = [] if device == "cpu" else [torch.device(device).index or 0]
-    # each step reseeds torch's global RNG (dropout masks): fork it, so the caller's RNG state is left alone
-    with deterministic_torch(threads), torch.random.fork_rng(devices=cuda_devices):
+    with torch_session(device, threads) as device:
         return _train(cfg, base, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads)
 
 

@@ -23,6 +23,7 @@ every ``log_every`` steps), ``metrics`` (the final ones, plus the cross-attentio
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -348,6 +349,25 @@ def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def check_start(out_path: Path, checkpoint, stop_after: int | None, force: bool) -> None:
+    """Refuse, before any work, a run that would overwrite a finished one without ``force`` (resuming its
+    checkpoint needs no flag) or one told to stop with no checkpoint to stop into."""
+    resuming = checkpoint is not None and Path(checkpoint).exists()
+    refuse_overwrite([out_path, weights_path(out_path)], resuming=resuming, force=force)
+    if stop_after is not None and checkpoint is None:
+        raise click.UsageError("--stop-after needs a checkpoint to stop into")
+
+
+@contextlib.contextmanager
+def torch_session(device: str, threads: int):
+    """The device to train on (``auto``: CUDA when present), with deterministic torch on ``threads`` CPU threads.
+    Each step reseeds torch's global RNG (its dropout masks), so that RNG is forked: the caller's state is kept."""
+    device = pick_device(device)
+    cuda_devices = [] if device == "cpu" else [torch.device(device).index or 0]
+    with deterministic_torch(threads), torch.random.fork_rng(devices=cuda_devices):
+        yield device
+
+
 def run_steps(cfg, model: nn.Module, optimizer: torch.optim.Optimizer, train_data: Batches, pad: int, *,
               config: dict, device: str, threads: int, checkpoint: Path | None, checkpoint_every: int,
               stop_after: int | None, progress: bool, label: str, scores: Callable[[], dict[str, float]],
@@ -460,14 +480,8 @@ def train(
         (:func:`shared.runs.refuse_overwrite`). Resuming from a checkpoint needs no flag: starting that run was.
     """
     out_path = Path(out_path)
-    resuming = checkpoint is not None and Path(checkpoint).exists()
-    refuse_overwrite([out_path, weights_path(out_path)], resuming=resuming, force=force)
-    if stop_after is not None and checkpoint is None:
-        raise click.UsageError("--stop-after needs a checkpoint to stop into")
-    device = pick_device(device)
-    cuda_devices = [] if device == "cpu" else [torch.device(device).index or 0]
-    # each step reseeds torch's global RNG (dropout masks): fork it, so the caller's RNG state is left alone
-    with deterministic_torch(threads), torch.random.fork_rng(devices=cuda_devices):
+    check_start(out_path, checkpoint, stop_after, force)
+    with torch_session(device, threads) as device:
         return _train(cfg, out_path, device, checkpoint, checkpoint_every, stop_after, progress, threads)
 
 
