@@ -15,12 +15,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 
-from scripts.export import ROOT, ExportError, media_root
+from scripts.export import ROOT, ExportError, scratch_dir
 from scripts.export.gif import MB, Candidate, SectionEncoder, measure_psnr
 from scripts.export.render import RenderSpec, probe, render, size_for_width
 from scripts.export.scenes import resolve_scene, select_sections
@@ -52,10 +51,7 @@ def compare(scene_spec: str, section: str, width: int = 720, fps: float = 20.0, 
     sec = render(RenderSpec(scene, theme, aspect, width, height, fps, "frames"), [index], plan).section(index)
     frames = [sec.frame_path(i) for i in range(sec.frames)]
     first_play, end_play = plan["sections"][index]["first_play"], plan["sections"][index]["end_play"]
-    scratch_root = media_root() / "cache" / "tmp"
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch_root, prefix="compare-") as work:
-        work = Path(work)
+    with scratch_dir("compare-") as work:
         (work / "ours").mkdir()
         ours_measured, _ = SectionEncoder(frames, fps, width, work / "ours", "none").trial(Candidate(width, fps, 256))
         theirs = manim_gif(scene, theme, width, height, fps, first_play, end_play - 1, work / "manim")

@@ -7,7 +7,9 @@ measured, what to change); the CLI prints it and exits non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,6 +24,16 @@ class ExportError(Exception):
 def media_root() -> Path:
     """Where renders, caches and exports go: ``$EXPLAINER_MEDIA`` if set, else ``media/`` in the repository."""
     return Path(os.environ.get(MEDIA_ENV) or ROOT / "media").resolve()
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str):
+    """A temporary folder under the media folder's ``cache/tmp`` (large intermediate files stay on the media disk),
+    removed afterwards."""
+    root = media_root() / "cache" / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=prefix) as folder:
+        yield Path(folder)
 
 
 def slug(text: str) -> str:

@@ -33,14 +33,13 @@ import json
 import math
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from scripts.export import ExportError, media_root, slug
+from scripts.export import ExportError, media_root, scratch_dir, slug
 from scripts.export.tools import ffmpeg, ffmpeg_version, gifsicle, run_ffmpeg
 
 MB = 1_000_000  # budgets are decimal megabytes, as upload limits are stated
@@ -473,12 +472,10 @@ def export_section_gif(render_result, section_index: int, budget: GifBudget, out
     source_fps = section.fps
     duration = section.frames / source_fps
     chosen_poster = poster_frame(section, poster, render_result.record["background"]) if poster else None
-    scratch_root = media_root() / "cache" / "tmp"
-    scratch_root.mkdir(parents=True, exist_ok=True)
     stem = f"{slug(spec.scene.topic)}-{section_index + 1:02d}-{slug(section.name)}"
     gif_path = out_dir / f"{stem}.gif"
     caption_path = out_dir / f"{stem}.caption.txt"
-    with tempfile.TemporaryDirectory(dir=scratch_root, prefix="gif-") as scratch:
+    with scratch_dir("gif-") as scratch:
         encoder = SectionEncoder(frames, source_fps, spec.width, Path(scratch), budget.dither,
                                  (chosen_poster[0], poster) if poster else None)
         measured, trial_path, trials = fit_section(encoder, budget, section.name, duration, log=log)

@@ -32,7 +32,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.export import ROOT, ExportError, media_root, slug
+from scripts.export import ROOT, ExportError, media_root, scratch_dir, slug
 from scripts.export.narration import Voice, check_audio, voice_environment, write_srt
 from scripts.export.scenes import SceneRef
 from scripts.export.tools import run_ffmpeg, tail
@@ -578,8 +578,6 @@ def render_movie(scene_spec: str, *, quality: str = "h", aspect: str = "16:9", t
 
 def _narrated_movie(drawn: list[SectionRender], fps: float, out: Path, srt_path: Path) -> None:
     """Join the sections, mix their synthesised sentences where they are said and mux the two; write the .srt."""
-    import tempfile
-
     from scripts.export.audio import AUDIO_BITRATE, SAMPLE_RATE, encode_at_loudness, mix
     from scripts.export.narration import Placement, section_cues, spoken_beats, voice_clips
 
@@ -589,10 +587,7 @@ def _narrated_movie(drawn: list[SectionRender], fps: float, out: Path, srt_path:
         placed += voice_clips(spoken_beats(section.record, where))
         cues += section_cues(section.record, where)
         frames += section.frames
-    scratch_root = media_root() / "cache" / "tmp"
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=scratch_root, prefix="movie-") as scratch:
-        scratch = Path(scratch)
+    with scratch_dir("movie-") as scratch:
         joined, mixed = scratch / "joined.mp4", scratch / "mix.wav"
         join_videos([section.path for section in drawn], joined)
         mix(round(frames / fps * 1000), placed).export(mixed, format="wav")

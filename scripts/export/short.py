@@ -26,13 +26,12 @@ import hashlib
 import math
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from scripts.export import ExportError, ensure_writable_dir, media_root, slug
+from scripts.export import ExportError, ensure_writable_dir, media_root, scratch_dir, slug
 from scripts.export.audio import AUDIO_BITRATE, SAMPLE_RATE, MixSettings, decode, encode_at_loudness, mix, \
     narration_files
 from scripts.export.gif import run_log_hashes
@@ -154,13 +153,10 @@ def make_short(scene_spec: str, *, sections=(), narration: Path | None = None, n
             if item["voice"] == voice.engine:
                 placed += voice_clips(item["narration"])
 
-    scratch_root = media_root() / "cache" / "tmp"
-    scratch_root.mkdir(parents=True, exist_ok=True)
     status = console.status(f"Mixing audio and encoding {total_s:.1f} s of {width}×{height} video…") if console else \
         contextlib.nullcontext()
     srt_path = out.with_suffix(".srt")
-    with status, tempfile.TemporaryDirectory(dir=scratch_root, prefix="short-") as scratch:
-        scratch = Path(scratch)
+    with status, scratch_dir("short-") as scratch:
         loudness = None
 
         def encode(audio: Path | None, target: Path) -> None:
